@@ -1,0 +1,119 @@
+"""``create_app(engine)``: routes translate HTTP to engine calls and nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from freshrec.api.responses import JSON
+from freshrec.api.routes import events, items, meta, users
+from freshrec.engine import Engine
+from freshrec.errors import InvalidInput, NotFound
+from freshrec.metrics import Metrics
+from freshrec.storage.datadir import DataDir
+
+
+class Runtime:
+    """What the routes share: the engine, its data directory, the write lock, metrics."""
+
+    def __init__(self, engine: Engine, datadir: DataDir | None) -> None:
+        self.engine = engine
+        self.datadir = datadir
+        self.write_lock = asyncio.Lock()
+        self.metrics = Metrics()
+        self.started = time.time()
+
+    async def journal_and_apply(self, records: list[dict[str, Any]], apply: Callable[[], Any]) -> Any:
+        """Make ``records`` durable (off the event loop), then apply them; caller holds the write lock."""
+        if self.datadir is not None and records:
+            await asyncio.to_thread(self.datadir.append, records)
+        result = apply()
+        if self.datadir is not None:
+            self.datadir.maybe_snapshot()
+        return result
+
+
+def create_app(engine: Engine, datadir: DataDir | None = None) -> FastAPI:
+    runtime = Runtime(engine, datadir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if datadir is not None:
+            datadir.close()
+
+    app = FastAPI(
+        title="freshrec",
+        summary="Real-time recommendations: feature views updated per event, answered in milliseconds.",
+        version="0.1.0",
+        default_response_class=JSON,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    for module in (events, items, users, meta):
+        app.include_router(module.router)
+
+    @app.exception_handler(InvalidInput)
+    async def invalid_input(request: Request, exc: InvalidInput) -> JSON:
+        return JSON(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSON:
+        return JSON({"error": f"not found: {exc.what}", "details": []}, status_code=404)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSON:
+        details = [
+            {
+                "index": 0,
+                "field": ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0]),
+                "message": err["msg"],
+            }
+            for err in exc.errors()
+        ]
+        return JSON({"error": "invalid request parameters", "details": details}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSON:
+        return JSON({"error": str(exc.detail), "details": []}, status_code=exc.status_code)
+
+    app.add_middleware(TimingMiddleware, metrics=runtime.metrics)
+    return app
+
+
+class TimingMiddleware:
+    """Records request latency per route template (pure ASGI: no per-request object churn)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], path, str(status)).observe(
+                time.perf_counter() - started
+            )

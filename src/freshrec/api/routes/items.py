@@ -1,0 +1,93 @@
+"""The catalog: ``PUT|GET|DELETE /v1/items/{item_id}``, ``POST /v1/items``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+
+from freshrec.api.deps import read_body, require_read, require_write, runtime
+from freshrec.api.responses import JSON
+from freshrec.api.schemas import ERRORS
+from freshrec.catalog import ItemIn, validate_item, validate_items
+from freshrec.engine import items_record
+from freshrec.errors import InvalidInput, NotFound
+
+router = APIRouter(tags=["items"])
+MAX_ITEMS_BODY = 64 * 1024 * 1024
+_ITEM_SCHEMA = ItemIn.model_json_schema()
+
+
+def _decode(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+
+
+@router.put(
+    "/v1/items/{item_id}",
+    dependencies=[Depends(require_write)],
+    responses=ERRORS,
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": _ITEM_SCHEMA}}}},
+    summary="Insert or replace one item",
+)
+async def put_item(item_id: str, request: Request) -> JSON:
+    rt = runtime(request)
+    payload = _decode(await read_body(request, MAX_ITEMS_BODY))
+    if not isinstance(payload, dict):
+        raise InvalidInput("expected an item object")
+    if payload.get("item_id", item_id) != item_id:
+        raise InvalidInput(
+            f"item_id in the body ({payload['item_id']!r}) differs from the path ({item_id!r})"
+        )
+    item = validate_item({**payload, "item_id": item_id})
+    stamp = time.time()
+    async with rt.write_lock:
+        stored = await rt.journal_and_apply(
+            [items_record([item], stamp)], lambda: rt.engine.apply_items([item], stamp)
+        )
+    return JSON(stored[0].to_json())
+
+
+@router.post(
+    "/v1/items",
+    dependencies=[Depends(require_write)],
+    responses=ERRORS,
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"schema": {"type": "array", "items": _ITEM_SCHEMA}}}}
+    },
+    summary="Insert or replace many items (all-or-nothing)",
+)
+async def post_items(request: Request) -> JSON:
+    rt = runtime(request)
+    items = validate_items(_decode(await read_body(request, MAX_ITEMS_BODY)))
+    stamp = time.time()
+    async with rt.write_lock:
+        await rt.journal_and_apply([items_record(items, stamp)], lambda: rt.engine.apply_items(items, stamp))
+    rt.metrics.items.set(len(rt.engine.catalog))
+    return JSON({"upserted": len(items), "item_ids": [i.item_id for i in items]})
+
+
+@router.get("/v1/items/{item_id}", dependencies=[Depends(require_read)], responses=ERRORS, summary="One item")
+async def get_item(item_id: str, request: Request) -> JSON:
+    item = runtime(request).engine.catalog.get(item_id)
+    if item is None:
+        raise NotFound(f"item {item_id!r}")
+    return JSON(item.to_json())
+
+
+@router.delete(
+    "/v1/items/{item_id}", dependencies=[Depends(require_write)], responses=ERRORS, summary="Remove an item"
+)
+async def delete_item(item_id: str, request: Request) -> JSON:
+    rt = runtime(request)
+    if rt.engine.catalog.get(item_id) is None:
+        raise NotFound(f"item {item_id!r}")
+    async with rt.write_lock:
+        await rt.journal_and_apply(
+            [{"op": "delete_item", "item_id": item_id}], lambda: rt.engine.apply_delete(item_id)
+        )
+    return JSON({"deleted": item_id})

@@ -1,0 +1,78 @@
+"""Trending, raw views, health and metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from freshrec.api.deps import require_read, runtime
+from freshrec.api.responses import JSON
+from freshrec.api.schemas import ERRORS
+from freshrec.errors import InvalidInput
+
+router = APIRouter()
+
+
+@router.get(
+    "/v1/trending",
+    tags=["trending"],
+    dependencies=[Depends(require_read)],
+    responses=ERRORS,
+    summary="Items trending in the current window",
+)
+async def trending(
+    request: Request,
+    k: Annotated[int, Query(ge=1)] = 20,
+    category: Annotated[str | None, Query()] = None,
+) -> JSON:
+    return JSON(runtime(request).engine.trending(k=k, category=category or None))
+
+
+@router.get(
+    "/v1/views/{view}",
+    tags=["views"],
+    dependencies=[Depends(require_read)],
+    responses=ERRORS,
+    summary="Raw rows of a feature view (of one user or item)",
+)
+async def view_rows(
+    view: str,
+    request: Request,
+    user_id: Annotated[str | None, Query(description="For views keyed by user.")] = None,
+    item_id: Annotated[str | None, Query(description="For views keyed by item.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+) -> JSON:
+    engine = runtime(request).engine
+    known = engine.views.get(view)
+    key = None
+    if known is not None:
+        wanted = known.keyed_by
+        given = {"user_id": user_id, "item_id": item_id}
+        other = "item_id" if wanted == "user_id" else "user_id"
+        if given[other] is not None:
+            raise InvalidInput(f"view {view!r} is keyed by {wanted}, not {other}")
+        key = given[wanted]
+    rows = engine.view_rows(view, key)
+    return JSON({"view": view, "rows": rows[:limit], "total": len(rows)})
+
+
+@router.get("/health", tags=["meta"], summary="Liveness and a few numbers")
+async def health(request: Request) -> JSON:
+    rt = runtime(request)
+    body = {"status": "ok", **rt.engine.stats()}
+    if rt.datadir is not None:
+        body["data_dir"] = str(rt.datadir.path)
+    return JSON(body)
+
+
+@router.get("/metrics", tags=["meta"], summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    rt = runtime(request)
+    rt.metrics.items.set(len(rt.engine.catalog))
+    rt.metrics.users.set(rt.engine.store.stats().get("users", 0))
+    if rt.datadir is not None:
+        rt.metrics.log_bytes.set(rt.datadir.log.size_bytes())
+    return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,49 @@
+"""``GET /v1/users/{user_id}/recommendations`` and ``/profile``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from freshrec.api.deps import request_id, require_read, runtime
+from freshrec.api.responses import JSON
+from freshrec.api.schemas import ERRORS, Recommendations
+
+router = APIRouter(tags=["users"], dependencies=[Depends(require_read)])
+
+
+@router.get(
+    "/v1/users/{user_id}/recommendations",
+    responses={200: {"model": Recommendations}, **ERRORS},
+    summary="Top-k items for a user",
+)
+async def user_recommendations(
+    user_id: str,
+    request: Request,
+    k: Annotated[int, Query(ge=1, description="How many items.")] = 20,
+    strategy: Annotated[
+        str | None, Query(description="hybrid (default), personalized, session, trending_for_you, trending")
+    ] = None,
+    category: Annotated[str | None, Query(description="Only items of this category.")] = None,
+    explain: Annotated[bool, Query(description="Include each item's score components.")] = False,
+    exclude_purchased: Annotated[bool, Query(description="Leave out items the user bought.")] = True,
+) -> JSON:
+    engine = runtime(request).engine
+    name = strategy or engine.settings.strategies.default
+    recs = engine.recommend(
+        user_id, name, k=k, category=category or None, exclude_purchased=exclude_purchased, explain=explain
+    )
+    items = (
+        [{"item_id": r.item_id, "score": r.score, "reasons": r.reasons} for r in recs]
+        if explain
+        else [{"item_id": r.item_id, "score": r.score} for r in recs]
+    )
+    return JSON({"user_id": user_id, "strategy": name, "request_id": request_id(), "items": items})
+
+
+@router.get("/v1/users/{user_id}/profile", responses=ERRORS, summary="What freshrec knows about a user")
+async def user_profile(
+    user_id: str, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> JSON:
+    return JSON(runtime(request).engine.profile(user_id, limit=limit))

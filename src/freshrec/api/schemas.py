@@ -1,0 +1,45 @@
+"""Response shapes, for the OpenAPI document (handlers return plain JSON for speed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class ErrorDetail(BaseModel):
+    index: int
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    details: list[ErrorDetail]
+
+
+class Accepted(BaseModel):
+    accepted: int
+    event_ids: list[str]
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    score: float
+    reasons: dict[str, Any] | None = None
+
+
+class Recommendations(BaseModel):
+    user_id: str
+    strategy: str
+    request_id: str
+    items: list[RecommendedItem]
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody},
+    401: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+    413: {"model": ErrorBody},
+    422: {"model": ErrorBody},
+}

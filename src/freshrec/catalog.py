@@ -1,0 +1,235 @@
+"""The catalog (SPEC §2): items, their validation, and the indexes strategies read candidates from.
+
+Items are grouped by ``(category, brand, price tier)``: every user-side score of the profile strategies
+depends on an item only through that triple, so ranking works on groups instead of scanning items.
+Items referenced by events but absent from the catalog are *observed*: they take the attributes the
+events carry, and an explicit upsert replaces them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from freshrec.errors import FieldProblem, InvalidInput
+from freshrec.tiers import PriceTiers
+
+GroupKey = tuple[str | None, str | None, str | None]
+
+
+class ItemIn(BaseModel):
+    """An item as sent to ``PUT /v1/items/{item_id}`` or ``POST /v1/items``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str = Field(min_length=1, max_length=1024)
+    title: str | None = Field(None, max_length=4096)
+    text: str | None = Field(None, max_length=65_536)
+    url: str | None = Field(None, max_length=4096)
+    category: str | None = Field(None, max_length=256)
+    subcategory: str | None = Field(None, max_length=256)
+    brand: str | None = Field(None, max_length=256)
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    in_stock: bool = True
+    content_type: str | None = Field(None, max_length=256)
+    tags: list[str] = Field(default_factory=list, max_length=256)
+    properties: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Item:
+    item_id: str
+    title: str | None = None
+    text: str | None = None
+    url: str | None = None
+    category: str | None = None
+    subcategory: str | None = None
+    brand: str | None = None
+    price: float | None = None
+    in_stock: bool = True
+    content_type: str | None = None
+    tags: list[str] = field(default_factory=list)
+    properties: dict[str, Any] | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    observed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            name: getattr(self, name) for name in Item.__dataclass_fields__ if name != "observed"
+        }
+        out["source"] = "events" if self.observed else "catalog"
+        return out
+
+
+_ITEMS = TypeAdapter(list[ItemIn])
+_ITEM = TypeAdapter(ItemIn)
+MAX_PROPERTIES_BYTES = 16 * 1024
+
+
+def validate_items(payload: Any, max_items: int = 10_000) -> list[ItemIn]:
+    """Validate a decoded array of items (all-or-nothing) or raise :class:`InvalidInput`."""
+    if not isinstance(payload, list):
+        raise InvalidInput("expected an array of item objects")
+    if not payload:
+        raise InvalidInput("the array of items is empty")
+    if len(payload) > max_items:
+        raise InvalidInput(f"{len(payload)} items in one request; the limit is {max_items}", status=413)
+    problems: list[FieldProblem] = []
+    try:
+        items = _ITEMS.validate_python(payload)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc = list(err["loc"])
+            index = loc.pop(0) if loc and isinstance(loc[0], int) else 0
+            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(FieldProblem(int(index), ".".join(map(str, loc)) or "(item)", message))
+        items = []
+    for index, item in enumerate(items):
+        if item.properties is not None and len(orjson.dumps(item.properties)) > MAX_PROPERTIES_BYTES:
+            problems.append(
+                FieldProblem(index, "properties", f"larger than {MAX_PROPERTIES_BYTES} bytes of JSON")
+            )
+    if problems:
+        raise InvalidInput(f"{len(problems)} problem(s) in the request; nothing was stored", problems)
+    return items
+
+
+def validate_item(payload: Any) -> ItemIn:
+    try:
+        return _ITEM.validate_python(payload)
+    except ValidationError as exc:
+        details = [
+            FieldProblem(
+                0,
+                ".".join(map(str, err["loc"])) or "(item)",
+                "unknown field" if err["type"] == "extra_forbidden" else err["msg"],
+            )
+            for err in exc.errors(include_url=False)
+        ]
+        raise InvalidInput(f"{len(details)} problem(s) in the item; nothing was stored", details) from None
+
+
+class Catalog:
+    """Items by id, with group indexes by category, brand and price tier."""
+
+    def __init__(self, tiers: PriceTiers) -> None:
+        self.tiers = tiers
+        self.items: dict[str, Item] = {}
+        self.groups: dict[GroupKey, set[str]] = {}
+        self.groups_by_category: dict[str | None, set[GroupKey]] = {}
+        self.groups_by_brand: dict[str | None, set[GroupKey]] = {}
+        self.groups_by_tier: dict[str | None, set[GroupKey]] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def get(self, item_id: str) -> Item | None:
+        return self.items.get(item_id)
+
+    def group_of(self, item: Item) -> GroupKey:
+        return (item.category, item.brand, self.tiers.of(item.price))
+
+    def upsert(self, incoming: ItemIn, now: float | None = None) -> tuple[Item | None, Item]:
+        """Insert or replace an item; returns ``(old, new)``."""
+        stamp = time.time() if now is None else now
+        old = self.items.get(incoming.item_id)
+        item = Item(**incoming.model_dump())
+        item.created_at = old.created_at if old is not None and not old.observed else stamp
+        item.updated_at = stamp
+        self._put(item, old)
+        return old, item
+
+    def delete(self, item_id: str) -> Item | None:
+        """Remove an item; returns it, or None when it was not there."""
+        old = self.items.pop(item_id, None)
+        if old is not None:
+            self._unindex(old)
+        return old
+
+    def observe(
+        self, item_id: str, category: str | None, brand: str | None, price: float | None, ts: float
+    ) -> tuple[Item | None, Item] | None:
+        """Record an item seen only in events; its attributes follow the latest event carrying them.
+
+        Returns ``(old, new)`` when the catalog changed, None otherwise.
+        """
+        old = self.items.get(item_id)
+        if old is not None and not old.observed:
+            return None
+        if old is None:
+            item = Item(item_id, category=category, brand=brand, price=price, created_at=ts, updated_at=ts)
+            item.observed = True
+            self._put(item, None)
+            return None, item
+        if (
+            (category is None or category == old.category)
+            and (brand is None or brand == old.brand)
+            and (price is None or price == old.price)
+        ):
+            return None
+        new = Item(
+            item_id,
+            category=category if category is not None else old.category,
+            brand=brand if brand is not None else old.brand,
+            price=price if price is not None else old.price,
+            created_at=old.created_at,
+            updated_at=ts,
+            observed=True,
+        )
+        self._put(new, old)
+        return old, new
+
+    def load(self, items: Iterable[Item]) -> None:
+        """Replace the whole catalog (restoring a snapshot)."""
+        self.items.clear()
+        self.groups.clear()
+        self.groups_by_category.clear()
+        self.groups_by_brand.clear()
+        self.groups_by_tier.clear()
+        for item in items:
+            self._put(item, None)
+
+    def _put(self, item: Item, old: Item | None) -> None:
+        if old is not None:
+            self._unindex(old)
+        self.items[item.item_id] = item
+        key = self.group_of(item)
+        members = self.groups.get(key)
+        if members is None:
+            self.groups[key] = {item.item_id}
+            self.groups_by_category.setdefault(key[0], set()).add(key)
+            self.groups_by_brand.setdefault(key[1], set()).add(key)
+            self.groups_by_tier.setdefault(key[2], set()).add(key)
+        else:
+            members.add(item.item_id)
+
+    def _unindex(self, item: Item) -> None:
+        key = self.group_of(item)
+        members = self.groups.get(key)
+        if members is None:
+            return
+        members.discard(item.item_id)
+        if not members:
+            del self.groups[key]
+            for index, part in (
+                (self.groups_by_category, key[0]),
+                (self.groups_by_brand, key[1]),
+                (self.groups_by_tier, key[2]),
+            ):
+                keys = index.get(part)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[part]
+
+    def groups_in_category(self, category: str) -> Iterable[GroupKey]:
+        return self.groups_by_category.get(category, ())
+
+    def iter_items(self) -> Iterator[Item]:
+        return iter(self.items.values())

@@ -1,0 +1,177 @@
+"""One settings model for the whole engine: a TOML file, then ``FRESHREC_...`` environment variables.
+
+Every weight, window, retention and tier bound of the specification is a field here, and the defaults
+are the specification's. Nested sections are set from the environment with a double underscore, for
+example ``FRESHREC_VIEWS__DECAY_HALF_LIFE_SECONDS=86400`` or ``FRESHREC_SERVER__PORT=9000``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DAY = 86_400.0
+HOUR = 3_600.0
+MINUTE = 60.0
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 3.0,
+    "add_to_cart": 5.0,
+    "save": 5.0,
+    "wishlist": 7.0,
+    "share": 7.0,
+    "purchase": 10.0,
+}
+
+
+class EventSettings(BaseModel):
+    """What an event may be and how much each type weighs."""
+
+    weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    max_batch: int = Field(10_000, ge=1, description="Most events accepted in one request.")
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    max_future_seconds: float = Field(
+        5 * MINUTE, ge=0, description="How far ahead of now a timestamp may be."
+    )
+    max_properties_bytes: int = Field(4096, ge=0, description="Largest `properties` object, as JSON bytes.")
+    dedup_retention_seconds: float = Field(
+        35 * DAY, gt=0, description="How long an applied event_id is remembered for idempotency."
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_not_empty(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("at least one event type must be configured")
+        return value
+
+
+class PriceTierSettings(BaseModel):
+    """Price tiers: ``budget < 25 <= mid-range < 100 <= premium < 500 <= luxury``."""
+
+    names: list[str] = Field(default_factory=lambda: ["budget", "mid-range", "premium", "luxury"])
+    bounds: list[float] = Field(default_factory=lambda: [25.0, 100.0, 500.0])
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PriceTierSettings:
+        if len(self.names) != len(self.bounds) + 1:
+            raise ValueError("price tiers need exactly one more name than bounds")
+        if any(b <= a for a, b in zip(self.bounds, self.bounds[1:], strict=False)):
+            raise ValueError("price tier bounds must be increasing")
+        return self
+
+
+class ViewSettings(BaseModel):
+    """Windows, retentions and decays of the feature views (SPEC §3)."""
+
+    decay_half_life_seconds: float = Field(30 * DAY, gt=0)
+    category_window_seconds: float = Field(7 * DAY, gt=0, description="user_category_affinity window.")
+    category_windows_kept: int = Field(4, ge=1, description="user_category_affinity windows retained.")
+    category_window_types: dict[str, float] = Field(
+        default_factory=lambda: {"view": 1.0, "click": 3.0, "save": 5.0, "share": 7.0},
+        description="Event types and weights of the windowed affinity score.",
+    )
+    activity_window_seconds: float = Field(HOUR, gt=0, description="user_recent_activity window.")
+    activity_horizon_seconds: float = Field(
+        3 * HOUR, gt=0, description="'recent' = window_end >= now - this."
+    )
+    trending_window_seconds: float = Field(2 * HOUR, gt=0)
+    trending_slide_seconds: float = Field(15 * MINUTE, gt=0)
+    trending_retention_seconds: float = Field(
+        2 * HOUR, ge=0, description="How long a trending window is kept after it closes."
+    )
+    trending_view_weight: float = 1.0
+    trending_click_weight: float = 2.0
+    trending_unique_user_weight: float = 3.0
+    history_length: int = Field(200, ge=1, description="user_history: last N interactions per user.")
+
+    @model_validator(mode="after")
+    def _hop_divides_window(self) -> ViewSettings:
+        ratio = self.trending_window_seconds / self.trending_slide_seconds
+        if abs(ratio - round(ratio)) > 1e-9:
+            raise ValueError("trending_window_seconds must be a multiple of trending_slide_seconds")
+        return self
+
+
+class StrategySettings(BaseModel):
+    """Weights of the strategies (SPEC §4)."""
+
+    default: str = "hybrid"
+    personalized_category_weight: float = 0.4
+    personalized_brand_weight: float = 0.3
+    personalized_conversion_weight: float = 30.0  # 0.3 · 100
+    session_personalized_weight: float = 0.4
+    session_recent_weight: float = 0.6
+    trending_for_you_trending_weight: float = 0.4
+    trending_for_you_affinity_weight: float = 0.6
+    hybrid_weights: dict[str, float] = Field(
+        default_factory=lambda: {"session": 0.5, "personalized": 0.3, "trending_for_you": 0.2}
+    )
+    hybrid_fallback: list[str] = Field(default_factory=lambda: ["personalized", "trending"])
+    hybrid_candidates_per_source: int = Field(100, ge=1)
+    max_k: int = Field(500, ge=1)
+
+
+class StorageSettings(BaseModel):
+    """The embedded data directory (SPEC §7)."""
+
+    data_dir: Path | None = Field(None, description="None keeps everything in memory only.")
+    fsync: bool = Field(True, description="fsync the log before acknowledging a write.")
+    segment_bytes: int = Field(64 * 1024 * 1024, ge=4096)
+    snapshot_every_records: int = Field(
+        200_000, ge=1, description="Write a snapshot after this many log records (events or items)."
+    )
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    write_key: str | None = Field(None, description="When set, writes need `Authorization: Bearer <key>`.")
+    read_key: str | None = Field(None, description="When set, reads need `Authorization: Bearer <key>`.")
+
+
+class Settings(BaseSettings):
+    """All of freshrec's settings."""
+
+    model_config = SettingsConfigDict(env_prefix="FRESHREC_", env_nested_delimiter="__", extra="forbid")
+
+    clock: Literal["wall", "event"] = Field(
+        "wall", description="'wall' = now is wall-clock time; 'event' = the largest event time applied."
+    )
+    state: str = Field("memory://", description="State back end URL.")
+    events: EventSettings = Field(default_factory=EventSettings)
+    price_tiers: PriceTierSettings = Field(default_factory=PriceTierSettings)
+    views: ViewSettings = Field(default_factory=ViewSettings)
+    strategies: StrategySettings = Field(default_factory=StrategySettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config_file`` (TOML), overridden by the environment, then by ``overrides``.
+
+    >>> load_settings(clock="event").clock
+    'event'
+    """
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        with config_file.open("rb") as fh:
+            file_values = tomllib.load(fh)
+    env_values = Settings().model_dump(exclude_unset=True)
+    merged = _deep_merge(_deep_merge(file_values, env_values), overrides)
+    return Settings.model_validate(merged)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

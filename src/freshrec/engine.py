@@ -1,0 +1,410 @@
+"""The engine: events -> views -> strategies. The one object the API, replay and evaluation share.
+
+>>> from freshrec.config import load_settings
+>>> engine = Engine.in_memory(load_settings(clock="event"))
+>>> _ = engine.upsert_items([{"item_id": "a", "category": "books", "price": 12.0}])
+>>> _ = engine.ingest([{"user_id": "u1", "item_id": "a", "type": "view", "timestamp": 1_700_000_000}])
+>>> [r.item_id for r in engine.recommend("u1", strategy="personalized", k=5)]
+['a']
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from freshrec.catalog import Catalog, Item, ItemIn, validate_items
+from freshrec.config import Settings
+from freshrec.errors import InvalidInput, NotFound
+from freshrec.events import Event, validate_events
+from freshrec.ranking.base import Features, Recommendation, Request, Strategy
+from freshrec.ranking.hybrid import Hybrid
+from freshrec.ranking.profile import Personalized, Session
+from freshrec.ranking.trending import Trending, TrendingForYou
+from freshrec.state.base import StateStore, open_state
+from freshrec.tiers import PriceTiers
+from freshrec.views.base import ItemAware, Resolved, Row, View
+from freshrec.views.brand import UserBrandProfile
+from freshrec.views.category import UserCategoryAffinity, UserCategoryProfile, UserRecentActivity
+from freshrec.views.history import UserHistory
+from freshrec.views.popularity import ItemPopularity
+from freshrec.views.price import UserPriceSensitivity
+from freshrec.views.trending import ContentTrending
+
+USER_STRATEGIES = ("hybrid", "personalized", "session", "trending_for_you", "trending")
+SNAPSHOT_VERSION = 1
+
+
+class Journal(Protocol):
+    """Where writes become durable before they are applied (the data directory's log)."""
+
+    def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Write records durably; return only once they are durable."""
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int
+    applied: int
+    event_ids: list[str]
+
+
+def events_record(events: Sequence[Event]) -> dict[str, Any]:
+    """The journal record of a batch of events."""
+    return {"op": "events", "events": [e.to_record() for e in events]}
+
+
+def items_record(items: Sequence[ItemIn], stamp: float) -> dict[str, Any]:
+    return {"op": "items", "at": stamp, "items": [i.model_dump(exclude_none=True) for i in items]}
+
+
+class Engine:
+    """Feature views updated per event, strategies answering from them."""
+
+    def __init__(self, settings: Settings, store: StateStore | None = None) -> None:
+        self.settings = settings
+        self.store = store if store is not None else open_state(settings.state)
+        self.tiers = PriceTiers(settings.price_tiers)
+        self.catalog = Catalog(self.tiers)
+        self.weights = dict(settings.events.weights)
+        self.journal: Journal | None = None
+        self.event_clock = 0.0
+        self.applied_events = 0
+        self.duplicate_events = 0
+        self._last_forget = 0.0
+
+        category_profile = UserCategoryProfile(settings)
+        category_affinity = UserCategoryAffinity(settings)
+        recent = UserRecentActivity(settings)
+        brand = UserBrandProfile()
+        price = UserPriceSensitivity()
+        trending = ContentTrending(settings)
+        popularity = ItemPopularity(settings)
+        history = UserHistory(settings)
+        views: list[View] = [
+            category_profile,
+            category_affinity,
+            brand,
+            price,
+            recent,
+            trending,
+            popularity,
+            history,
+        ]
+        self.views: dict[str, View] = {v.name: v for v in views}
+        self._view_list = views
+        self._item_aware: list[ItemAware] = [trending, popularity]
+        self.features = Features(
+            settings=settings,
+            store=self.store,
+            catalog=self.catalog,
+            category_profile=category_profile,
+            category_affinity=category_affinity,
+            recent_activity=recent,
+            brand_profile=brand,
+            price_sensitivity=price,
+            trending=trending,
+            popularity=popularity,
+            history=history,
+        )
+        strategies: dict[str, Strategy] = {
+            "personalized": Personalized(self.features),
+            "session": Session(self.features),
+            "trending": Trending(self.features),
+            "trending_for_you": TrendingForYou(self.features),
+        }
+        strategies["hybrid"] = Hybrid(self.features, dict(strategies))
+        self.strategies = strategies
+
+    @classmethod
+    def in_memory(cls, settings: Settings) -> Engine:
+        return cls(settings)
+
+    # -- the clock ----------------------------------------------------------------------------------
+    def now(self) -> float:
+        """Wall-clock time (``clock = "wall"``) or the largest event time applied (``"event"``)."""
+        if self.settings.clock == "wall":
+            return time.time()
+        return self.event_clock
+
+    # -- writes -------------------------------------------------------------------------------------
+    def ingest(self, payload: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> IngestResult:
+        """Validate and apply events given as dicts (SPEC §1); all-or-nothing."""
+        data: Any = dict(payload) if isinstance(payload, Mapping) else list(payload)
+        return self.ingest_events(validate_events(data, self.settings.events))
+
+    def ingest_events(self, events: Sequence[Event]) -> IngestResult:
+        """Apply validated events: new ones are journaled (when durable), then applied; repeats are no-ops."""
+        fresh = self.new_events(events)
+        if fresh and self.journal is not None:
+            self.journal.append([events_record(fresh)])
+        self.apply_events(fresh)
+        return IngestResult(len(events), len(fresh), [e.event_id for e in events])
+
+    def new_events(self, events: Sequence[Event]) -> list[Event]:
+        """The events not applied before (by ``event_id``), first occurrence of each."""
+        fresh: list[Event] = []
+        batch_ids: set[str] = set()
+        seen = self.store.seen
+        for event in events:
+            if event.event_id in batch_ids or seen(event.event_id):
+                continue
+            batch_ids.add(event.event_id)
+            fresh.append(event)
+        self.duplicate_events += len(events) - len(fresh)
+        return fresh
+
+    def apply_events(self, events: Sequence[Event]) -> None:
+        """Apply already-journaled, de-duplicated events to every view."""
+        if not events:
+            return
+        store = self.store
+        catalog = self.catalog
+        items = catalog.items
+        tiers_of = self.tiers.of
+        weights = self.weights
+        views = self._view_list
+        event_clock = self.settings.clock == "event"
+        now = self.now()
+        store.begin()
+        for event in events:
+            item = items.get(event.item_id)
+            if item is None or item.observed:
+                change = catalog.observe(event.item_id, event.category, event.brand, event.price, event.ts)
+                if change is not None:
+                    self._item_changed(*change)
+                item = items[event.item_id]
+            price = event.price if event.price is not None else item.price
+            item_tier = tiers_of(item.price)
+            attrs = Resolved(
+                category=event.category if event.category is not None else item.category,
+                brand=event.brand if event.brand is not None else item.brand,
+                price=price,
+                tier=tiers_of(price) if event.price is not None else item_tier,
+                weight=weights[event.type],
+                item_category=item.category,
+                item_tier=item_tier,
+            )
+            if event_clock and event.ts > now:
+                now = self.event_clock = event.ts
+            for view in views:
+                view.apply(event, attrs, store, now)
+            store.mark_seen(event.event_id, event.ts)
+        store.commit()
+        self.applied_events += len(events)
+        self.expire(now)
+
+    def expire(self, now: float | None = None) -> None:
+        """Drop windows out of retention and forget event ids past the dedup retention."""
+        at = self.now() if now is None else now
+        for view in self._view_list:
+            view.expire(self.store, at)
+        if at - self._last_forget >= 3600.0:
+            self.store.forget_seen_before(at - self.settings.events.dedup_retention_seconds)
+            self._last_forget = at
+
+    def upsert_items(self, payload: Iterable[Mapping[str, Any] | ItemIn]) -> list[Item]:
+        """Validate (all-or-nothing), journal and apply item upserts."""
+        raw = list(payload)
+        incoming = (
+            [i for i in raw if isinstance(i, ItemIn)]
+            if all(isinstance(i, ItemIn) for i in raw)
+            else validate_items([i.model_dump() if isinstance(i, ItemIn) else i for i in raw])
+        )
+        stamp = time.time()
+        if self.journal is not None:
+            self.journal.append([items_record(incoming, stamp)])
+        return self.apply_items(incoming, stamp)
+
+    def apply_items(self, incoming: Sequence[ItemIn], stamp: float) -> list[Item]:
+        out = []
+        for one in incoming:
+            old, new = self.catalog.upsert(one, stamp)
+            self._item_changed(old, new)
+            out.append(new)
+        return out
+
+    def delete_item(self, item_id: str) -> bool:
+        if item_id not in self.catalog.items:
+            return False
+        if self.journal is not None:
+            self.journal.append([{"op": "delete_item", "item_id": item_id}])
+        return self.apply_delete(item_id)
+
+    def apply_delete(self, item_id: str) -> bool:
+        old = self.catalog.delete(item_id)
+        if old is not None:
+            self._item_changed(old, None)
+        return old is not None
+
+    def apply_record(self, record: Mapping[str, Any]) -> None:
+        """Apply one journal record (recovery)."""
+        op = record["op"]
+        if op == "events":
+            events = [Event.from_record(r) for r in record["events"]]
+            self.apply_events([e for e in events if not self.store.seen(e.event_id)])
+        elif op == "items":
+            self.apply_items([ItemIn.model_validate(i) for i in record["items"]], float(record["at"]))
+        elif op == "delete_item":
+            self.apply_delete(record["item_id"])
+        else:
+            raise ValueError(f"unknown journal record {op!r}")
+
+    def _item_changed(self, old: Item | None, new: Item | None) -> None:
+        for view in self._item_aware:
+            view.on_item_change(old, new, self.store, self.tiers)
+
+    # -- reads --------------------------------------------------------------------------------------
+    def recommend(
+        self,
+        user_id: str | None,
+        strategy: str | None = None,
+        k: int = 20,
+        category: str | None = None,
+        exclude_purchased: bool = True,
+        explain: bool = False,
+    ) -> list[Recommendation]:
+        name = strategy or self.settings.strategies.default
+        chosen = self.strategies.get(name)
+        if chosen is None:
+            known = ", ".join(sorted(self.strategies))
+            raise InvalidInput(f"unknown strategy {name!r}; available: {known}")
+        if not 1 <= k <= self.settings.strategies.max_k:
+            raise InvalidInput(f"k must be between 1 and {self.settings.strategies.max_k}")
+        purchased = self.purchased_items(user_id) if user_id is not None else frozenset()
+        request = Request(
+            user_id=user_id,
+            k=k,
+            now=self.now(),
+            category=category,
+            exclude_purchased=exclude_purchased,
+            explain=explain,
+            purchased=purchased,
+        )
+        return chosen.recommend(request)
+
+    def purchased_items(self, user_id: str) -> frozenset[str] | set[str]:
+        return self.features.history.purchased(self.store, user_id)
+
+    def view_rows(self, name: str, key: str | None = None) -> list[Row]:
+        view = self.views.get(name)
+        if view is None:
+            raise NotFound(f"view {name!r}; available: {', '.join(sorted(self.views))}")
+        return view.rows(self.store, self.now(), key)
+
+    def profile(self, user_id: str, limit: int = 20) -> dict[str, Any]:
+        """The user's profile (SPEC §5)."""
+        now = self.now()
+        store = self.store
+        categories = sorted(
+            self.views["user_category_profile"].rows(store, now, user_id),
+            key=lambda r: (-r["affinity_score"], r["category"]),
+        )
+        brands = sorted(
+            self.views["user_brand_profile"].rows(store, now, user_id),
+            key=lambda r: (-r["brand_affinity"], r["brand"]),
+        )
+        tiers = sorted(
+            self.views["user_price_sensitivity"].rows(store, now, user_id), key=lambda r: r["price_tier"]
+        )
+        converting = [t for t in tiers if t["conversion_rate"] is not None]
+        preferred = max(converting, key=lambda r: (r["conversion_rate"], r["views"]), default=None)
+        recent = self.features.recent_activity.recent_scores(store, user_id, now)
+        windows = sorted(
+            self.views["user_category_affinity"].rows(store, now, user_id),
+            key=lambda r: (-r["window_start"], -r["affinity_score"], r["category"]),
+        )
+        history = self.features.history
+        return {
+            "user_id": user_id,
+            "known": history.has_history(store, user_id),
+            "now": now,
+            "top_categories": [
+                {
+                    k: r[k]
+                    for k in (
+                        "category",
+                        "affinity_score",
+                        "decayed_affinity",
+                        "unique_items_interacted",
+                        "last_engaged_at",
+                    )
+                }
+                for r in categories[:limit]
+            ],
+            "top_brands": [{k: v for k, v in r.items() if k != "user_id"} for r in brands[:limit]],
+            "price_tiers": [{k: v for k, v in r.items() if k != "user_id"} for r in tiers],
+            "preferred_price_tier": None if preferred is None else preferred["price_tier"],
+            "recent_categories": [
+                {"category": c, "recent_score": s}
+                for c, s in sorted(recent.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+            ],
+            "category_windows": [{k: v for k, v in r.items() if k != "user_id"} for r in windows],
+            "recent_items": [
+                {"item_id": i, "type": t, "timestamp": ts}
+                for i, t, ts in history.recent_items(store, user_id)[:limit]
+            ],
+        }
+
+    def trending(self, k: int = 20, category: str | None = None) -> dict[str, Any]:
+        """Trending items with their ``content_trending`` fields for the current window."""
+        now = self.now()
+        view = self.features.trending
+        start = view.current_window(now)
+        recs = self.recommend(None, "trending", k=k, category=category, explain=True)
+        items = []
+        for rec in recs:
+            fields = self.store.window_members(view.name, rec.item_id).get(("", start))
+            row = view.row(self.store, rec.item_id, start, fields) if fields is not None else None
+            entry: dict[str, Any] = {"item_id": rec.item_id, "score": rec.score}
+            if row is not None:
+                entry.update(
+                    {k: v for k, v in row.items() if k not in ("item_id", "window_start", "window_end")}
+                )
+            items.append(entry)
+        empty = self.store.rank_size("trending_rank", ("all", start)) == 0
+        return {
+            "window_start": start,
+            "window_end": start + view.size,
+            "now": now,
+            "fallback": "item_popularity" if empty else None,
+            "items": items,
+        }
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "items": len(self.catalog),
+            "applied_events": self.applied_events,
+            "duplicate_events": self.duplicate_events,
+            "clock": self.settings.clock,
+            "now": self.now(),
+            **self.store.stats(),
+        }
+
+    # -- snapshots ----------------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """The whole engine state: view state, catalog and clock."""
+        return pickle.dumps(
+            {
+                "version": SNAPSHOT_VERSION,
+                "state": self.store.dump(),
+                "items": self.catalog.items,
+                "event_clock": self.event_clock,
+                "applied_events": self.applied_events,
+                "last_forget": self._last_forget,
+            },
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+
+    def restore(self, blob: bytes) -> None:
+        data = pickle.loads(blob)
+        if data.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {data.get('version')} is not supported")
+        self.store.load(data["state"])
+        self.catalog.load(data["items"].values())
+        self.event_clock = data["event_clock"]
+        self.applied_events = data["applied_events"]
+        self._last_forget = data["last_forget"]

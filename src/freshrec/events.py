@@ -1,0 +1,243 @@
+"""Events: what users do (SPEC §1), how they are validated, and their in-engine form.
+
+A batch is validated whole: every problem of every event is collected, and a batch with any problem is
+rejected without storing anything.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from freshrec.config import EventSettings
+from freshrec.errors import FieldProblem, InvalidInput
+
+
+@dataclass(slots=True)
+class Event:
+    """An accepted event, as the views see it. ``ts`` is unix seconds."""
+
+    event_id: str
+    user_id: str
+    item_id: str
+    type: str
+    ts: float
+    session_id: str | None = None
+    dwell_seconds: float | None = None
+    category: str | None = None
+    subcategory: str | None = None
+    brand: str | None = None
+    content_type: str | None = None
+    price: float | None = None
+    properties: dict[str, Any] | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON form written to the durable log."""
+        record: dict[str, Any] = {
+            "event_id": self.event_id,
+            "user_id": self.user_id,
+            "item_id": self.item_id,
+            "type": self.type,
+            "timestamp": self.ts,
+        }
+        for name in _OPTIONAL_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                record[name] = value
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Event:
+        """Inverse of :meth:`to_record` (records in the log were validated when written)."""
+        return cls(
+            event_id=record["event_id"],
+            user_id=record["user_id"],
+            item_id=record["item_id"],
+            type=record["type"],
+            ts=float(record["timestamp"]),
+            **{name: record.get(name) for name in _OPTIONAL_FIELDS},
+        )
+
+
+_OPTIONAL_FIELDS = (
+    "session_id",
+    "dwell_seconds",
+    "category",
+    "subcategory",
+    "brand",
+    "content_type",
+    "price",
+    "properties",
+)
+
+
+class EventIn(BaseModel):
+    """An event as posted to ``POST /v1/events``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    event_id: str | None = Field(None, min_length=1, max_length=128)
+    user_id: str = Field(min_length=1, max_length=256)
+    item_id: str = Field(min_length=1, max_length=1024)
+    type: str = Field(min_length=1, max_length=64, description="One of the configured event types.")
+    timestamp: float | str | None = Field(
+        None, description="RFC 3339 string with offset, or unix seconds; default = time received."
+    )
+    session_id: str | None = Field(None, max_length=256)
+    dwell_seconds: float | None = Field(None, ge=0, allow_inf_nan=False)
+    category: str | None = Field(None, max_length=256)
+    subcategory: str | None = Field(None, max_length=256)
+    brand: str | None = Field(None, max_length=256)
+    content_type: str | None = Field(None, max_length=256)
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    properties: dict[str, Any] | None = None
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("timestamp must be an RFC 3339 string or a number of unix seconds")
+        if isinstance(value, int | float):
+            if not math.isfinite(value) or value < 0:
+                raise ValueError("timestamp must be a finite, non-negative number of unix seconds")
+            return float(value)
+        if isinstance(value, str):
+            return parse_rfc3339(value)
+        if value is None:
+            return None
+        raise ValueError("timestamp must be an RFC 3339 string or a number of unix seconds")
+
+
+def parse_rfc3339(text: str) -> float:
+    """Unix seconds of an RFC 3339 timestamp; an offset (``Z`` or ``+hh:mm``) is required.
+
+    >>> parse_rfc3339("2024-01-02T00:00:00Z")
+    1704153600.0
+    """
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"timestamp {text!r} is not an RFC 3339 date-time") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no UTC offset; add 'Z' or '+hh:mm'")
+    return parsed.timestamp()
+
+
+_BATCH = TypeAdapter(list[EventIn])
+_ONE = TypeAdapter(EventIn)
+
+
+def parse_event_payload(
+    body: bytes, settings: EventSettings, received_at: float | None = None
+) -> list[Event]:
+    """Events of a request body (one object or an array), or :class:`InvalidInput` listing every problem."""
+    if len(body) > settings.max_body_bytes:
+        raise InvalidInput(
+            f"request body is {len(body)} bytes; the limit is {settings.max_body_bytes}",
+            status=413,
+        )
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+    return validate_events(payload, settings, received_at)
+
+
+def validate_events(payload: Any, settings: EventSettings, received_at: float | None = None) -> list[Event]:
+    """Validate a decoded payload (one event object or a list of them) into events."""
+    single = isinstance(payload, dict)
+    items = [payload] if single else payload
+    if not isinstance(items, list):
+        raise InvalidInput("expected an event object or an array of event objects")
+    if not items:
+        raise InvalidInput("the array of events is empty")
+    if len(items) > settings.max_batch:
+        raise InvalidInput(
+            f"{len(items)} events in one request; the limit is {settings.max_batch}", status=413
+        )
+    problems: list[FieldProblem] = []
+    models: list[EventIn | None]
+    try:
+        models = list(_BATCH.validate_python(items))
+    except ValidationError as exc:
+        problems.extend(problems_from_validation(exc, single))
+        bad = {p.index for p in problems}
+        models = [None if i in bad else _ONE.validate_python(raw) for i, raw in enumerate(items)]
+    now = time.time() if received_at is None else received_at
+    horizon = now + settings.max_future_seconds
+    events: list[Event] = []
+    for index, model in enumerate(models):
+        if model is None:
+            continue
+        if model.type not in settings.weights:
+            known = ", ".join(sorted(settings.weights))
+            problems.append(
+                FieldProblem(index, "type", f"unknown event type {model.type!r}; expected one of: {known}")
+            )
+        ts = now if model.timestamp is None else float(model.timestamp)
+        if ts > horizon:
+            problems.append(
+                FieldProblem(
+                    index,
+                    "timestamp",
+                    f"timestamp is {ts - now:.0f} s in the future; at most "
+                    f"{settings.max_future_seconds:.0f} s ahead is accepted",
+                )
+            )
+        if model.properties is not None:
+            size = len(orjson.dumps(model.properties))
+            if size > settings.max_properties_bytes:
+                problems.append(
+                    FieldProblem(
+                        index,
+                        "properties",
+                        f"properties are {size} bytes of JSON; the limit is {settings.max_properties_bytes}",
+                    )
+                )
+        events.append(
+            Event(
+                event_id=model.event_id or uuid.uuid4().hex,
+                user_id=model.user_id,
+                item_id=model.item_id,
+                type=model.type,
+                ts=ts,
+                session_id=model.session_id,
+                dwell_seconds=model.dwell_seconds,
+                category=model.category,
+                subcategory=model.subcategory,
+                brand=model.brand,
+                content_type=model.content_type,
+                price=model.price,
+                properties=model.properties,
+            )
+        )
+    if problems:
+        problems.sort(key=lambda p: (p.index, p.field))
+        raise InvalidInput(f"{len(problems)} problem(s) in the request; nothing was stored", problems)
+    return events
+
+
+def problems_from_validation(exc: ValidationError, single: bool) -> list[FieldProblem]:
+    """Turn pydantic's errors into ``{index, field, message}`` problems."""
+    out: list[FieldProblem] = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        index = 0
+        if loc and isinstance(loc[0], int):
+            first = loc.pop(0)
+            index = 0 if single else int(first)
+        field = ".".join(str(part) for part in loc) or "(event)"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "missing":
+            message = "field required"
+        out.append(FieldProblem(index, field, message))
+    return out

@@ -1,0 +1,1 @@
+"""Strategies: candidates from indexes, scores, filters, explanations (SPEC §4)."""

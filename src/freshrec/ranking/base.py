@@ -1,0 +1,170 @@
+"""What a strategy is, and the shared machinery: filters, ordering by popularity, merging sources.
+
+Every strategy orders items by ``score desc, lifetime weighted popularity desc, item_id asc`` (SPEC §4)
+with scores rounded to 9 decimals so that float noise between two equal sums never decides an order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from freshrec.catalog import Catalog
+from freshrec.config import Settings
+from freshrec.state.base import StateStore
+from freshrec.views.brand import UserBrandProfile
+from freshrec.views.category import UserCategoryAffinity, UserCategoryProfile, UserRecentActivity
+from freshrec.views.history import UserHistory
+from freshrec.views.popularity import ALL as POPULARITY_ALL
+from freshrec.views.popularity import RANKS as POPULARITY_RANKS
+from freshrec.views.popularity import ItemPopularity
+from freshrec.views.price import UserPriceSensitivity
+from freshrec.views.trending import ContentTrending
+
+SCORE_DECIMALS = 9
+
+# An entry of a ranked source: (-score, -popularity, item_id); ascending order is the result order.
+Entry = tuple[float, float, str]
+
+
+def rounded(score: float) -> float:
+    return round(score, SCORE_DECIMALS)
+
+
+@dataclass(slots=True)
+class Recommendation:
+    item_id: str
+    score: float
+    reasons: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Request:
+    """One recommendation request, with its filters and the engine clock."""
+
+    user_id: str | None
+    k: int
+    now: float
+    category: str | None = None
+    exclude_purchased: bool = True
+    explain: bool = False
+    purchased: frozenset[str] | set[str] = field(default_factory=frozenset)
+
+
+@dataclass(slots=True)
+class Features:
+    """Read access to everything strategies use: state, catalog and the views' readers."""
+
+    settings: Settings
+    store: StateStore
+    catalog: Catalog
+    category_profile: UserCategoryProfile
+    category_affinity: UserCategoryAffinity
+    recent_activity: UserRecentActivity
+    brand_profile: UserBrandProfile
+    price_sensitivity: UserPriceSensitivity
+    trending: ContentTrending
+    popularity: ItemPopularity
+    history: UserHistory
+
+    def pop(self, item_id: str) -> float:
+        return self.popularity.popularity(self.store, item_id)
+
+    def by_popularity(self, ranking: tuple[Any, ...] = POPULARITY_ALL) -> Iterator[tuple[str, float]]:
+        """Catalog items (of a category or tier ranking) in ``popularity desc, item_id asc`` order."""
+        return self.store.rank_iter(POPULARITY_RANKS, ranking)
+
+
+class Strategy(Protocol):
+    """A way to rank items for a request."""
+
+    name: str
+
+    def recommend(self, request: Request) -> list[Recommendation]:
+        """The top ``request.k`` items that pass the request's filters."""
+        ...
+
+
+def make_filter(features: Features, request: Request) -> Callable[[str], bool]:
+    """The default filters: known item, in stock, not purchased by the user, optional category."""
+    items = features.catalog.items
+    category = request.category
+    purchased = request.purchased if request.exclude_purchased else frozenset()
+
+    def accept(item_id: str) -> bool:
+        item = items.get(item_id)
+        if item is None or not item.in_stock or item_id in purchased:
+            return False
+        return category is None or item.category == category
+
+    return accept
+
+
+def take(entries: Iterable[Entry], accept: Callable[[str], bool], k: int) -> list[tuple[str, float]]:
+    """The first ``k`` accepted ``(item_id, score)`` of ``entries`` (already in result order)."""
+    out: list[tuple[str, float]] = []
+    if k <= 0:
+        return out
+    seen: set[str] = set()
+    for neg_score, _, item_id in entries:
+        if item_id in seen or not accept(item_id):
+            continue
+        seen.add(item_id)
+        out.append((item_id, -neg_score))
+        if len(out) >= k:
+            break
+    return out
+
+
+def merge(sources: Iterable[Iterator[Entry]]) -> Iterator[Entry]:
+    """Merge sources that are each in result order into one, in result order."""
+    return heapq.merge(*sources)
+
+
+def constant_source(score: float, ranked: Iterable[tuple[str, float]]) -> Iterator[Entry]:
+    """Items already in popularity order, all with the same ``score``."""
+    neg = -score
+    for item_id, pop in ranked:
+        yield (neg, -pop, item_id)
+
+
+def sorted_group(features: Features, score: float, item_ids: Iterable[str]) -> Iterator[Entry]:
+    """A group of items sharing ``score``, sorted by popularity when first read."""
+    neg = -score
+    pop = features.pop
+    yield from sorted((neg, -pop(i), i) for i in item_ids)
+
+
+def by_trend(
+    features: Features, ranking: tuple[Any, ...], score_of: Callable[[float], float]
+) -> Iterator[Entry]:
+    """Items of a trending ranking in result order, ``score_of`` mapping trending score to score.
+
+    The ranking breaks ties by item id; runs of equal trending score are re-ordered by popularity.
+    """
+    from freshrec.views.trending import RANKS
+
+    pop = features.pop
+    run: list[Entry] = []
+    run_value: float | None = None
+    for item_id, value in features.store.rank_iter(RANKS, ranking):
+        if value != run_value:
+            if run:
+                run.sort()
+                yield from run
+                run = []
+            run_value = value
+        run.append((-rounded(score_of(value)), -pop(item_id), item_id))
+    if run:
+        run.sort()
+        yield from run
+
+
+def to_recommendations(
+    ranked: list[tuple[str, float]], request: Request, explain: Callable[[str], dict[str, Any]] | None
+) -> list[Recommendation]:
+    if request.explain and explain is not None:
+        return [Recommendation(item_id, score, explain(item_id)) for item_id, score in ranked]
+    return [Recommendation(item_id, score) for item_id, score in ranked]

@@ -1,0 +1,1 @@
+"""Embedded durability: the append-only log, snapshots, and the data directory that holds them."""

@@ -1,0 +1,67 @@
+"""What a feature view is: it applies one event to state, and reads its rows back."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from freshrec.catalog import Item
+from freshrec.config import Settings
+from freshrec.events import Event
+from freshrec.state.base import StateStore
+
+Row = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Resolved:
+    """An event's item attributes: the event's own when given (SPEC §1), else the catalog's.
+
+    ``item_category`` and ``item_tier`` are the catalog's, used by indexes that strategies read.
+    """
+
+    category: str | None
+    brand: str | None
+    price: float | None
+    tier: str | None
+    weight: float
+    item_category: str | None
+    item_tier: str | None
+
+
+class View(Protocol):
+    """A feature view maintained per event."""
+
+    name: str
+    keyed_by: str  # "user_id" or "item_id": the filter that selects one key's rows
+
+    def apply(self, event: Event, attrs: Resolved, store: StateStore, now: float) -> None:
+        """Fold one event into the view's state."""
+
+    def expire(self, store: StateStore, now: float) -> None:
+        """Drop state that is out of retention at ``now``."""
+
+    def rows(self, store: StateStore, now: float, key: str | None) -> list[Row]:
+        """Rows of the view (of one key when given), as of ``now``."""
+        ...
+
+
+class ItemAware(Protocol):
+    """A view that keeps an index over catalog attributes and must follow catalog changes."""
+
+    def on_item_change(self, old: Item | None, new: Item | None, store: StateStore, tiers: Any) -> None: ...
+
+
+def window_start(ts: float, size: float) -> float:
+    """Start of the epoch-aligned window of ``size`` seconds that holds ``ts``.
+
+    >>> window_start(7_205.0, 3_600.0)
+    7200.0
+    """
+    return math.floor(ts / size) * size
+
+
+def type_counts(settings: Settings, fields: Mapping[str, float]) -> dict[str, int]:
+    return {f"{t}_count": int(fields.get(f"{t}_count", 0.0)) for t in settings.events.weights}
