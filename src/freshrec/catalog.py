@@ -58,10 +58,13 @@ class Item:
     created_at: float = 0.0
     updated_at: float = 0.0
     observed: bool = False
+    observed_at: dict[str, tuple[float, str]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            name: getattr(self, name) for name in Item.__dataclass_fields__ if name != "observed"
+            name: getattr(self, name)
+            for name in Item.__dataclass_fields__
+            if name not in ("observed", "observed_at")
         }
         out["source"] = "events" if self.observed else "catalog"
         return out
@@ -153,37 +156,51 @@ class Catalog:
         return old
 
     def observe(
-        self, item_id: str, category: str | None, brand: str | None, price: float | None, ts: float
+        self,
+        item_id: str,
+        category: str | None,
+        brand: str | None,
+        price: float | None,
+        stamp: tuple[float, str],
     ) -> tuple[Item | None, Item] | None:
-        """Record an item seen only in events; its attributes follow the latest event carrying them.
+        """Record an item seen only in events.
 
-        Returns ``(old, new)`` when the catalog changed, None otherwise.
+        Each attribute is taken from the latest event (by ``(timestamp, event_id)``) that carries it, so
+        the result does not depend on arrival order. Observed items count as in stock. Returns
+        ``(old, new)`` when the catalog changed, None otherwise.
         """
         old = self.items.get(item_id)
         if old is not None and not old.observed:
             return None
-        if old is None:
-            item = Item(item_id, category=category, brand=brand, price=price, created_at=ts, updated_at=ts)
-            item.observed = True
-            self._put(item, None)
-            return None, item
+        given = {"category": category, "brand": brand, "price": price}
+        seen_at = dict(old.observed_at) if old is not None and old.observed_at else {}
+        values: dict[str, Any] = {}
+        for name, value in given.items():
+            current = None if old is None else getattr(old, name)
+            if value is not None and (name not in seen_at or stamp > seen_at[name]):
+                seen_at[name] = stamp
+                values[name] = value
+            else:
+                values[name] = current
         if (
-            (category is None or category == old.category)
-            and (brand is None or brand == old.brand)
-            and (price is None or price == old.price)
+            old is not None
+            and all(values[n] == getattr(old, n) for n in given)
+            and seen_at == old.observed_at
         ):
             return None
-        new = Item(
+        item = Item(
             item_id,
-            category=category if category is not None else old.category,
-            brand=brand if brand is not None else old.brand,
-            price=price if price is not None else old.price,
-            created_at=old.created_at,
-            updated_at=ts,
+            created_at=stamp[0] if old is None else min(old.created_at, stamp[0]),
+            updated_at=stamp[0] if old is None else max(old.updated_at, stamp[0]),
             observed=True,
+            observed_at=seen_at,
+            **values,
         )
-        self._put(new, old)
-        return old, new
+        if old is not None and all(values[n] == getattr(old, n) for n in given):
+            self.items[item_id] = item  # only the provenance moved: indexes stay as they are
+            return None
+        self._put(item, old)
+        return old, item
 
     def load(self, items: Iterable[Item]) -> None:
         """Replace the whole catalog (restoring a snapshot)."""

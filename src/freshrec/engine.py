@@ -173,7 +173,9 @@ class Engine:
         for event in events:
             item = items.get(event.item_id)
             if item is None or item.observed:
-                change = catalog.observe(event.item_id, event.category, event.brand, event.price, event.ts)
+                change = catalog.observe(
+                    event.item_id, event.category, event.brand, event.price, (event.ts, event.event_id)
+                )
                 if change is not None:
                     self._item_changed(*change)
                 item = items[event.item_id]

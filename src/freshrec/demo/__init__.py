@@ -1,0 +1,1 @@
+"""Demo data: a deterministic, realistic e-commerce catalog and clickstream for `freshrec demo`."""
