@@ -1,7 +1,8 @@
 """The top-20 of the scoring strategies of SPEC §4 equals a full scan of the catalog in SQL (DuckDB).
 
 Scores come from the reference views (SQL of SPEC §3, see ``support``) joined with the item attributes of
-``recommendable`` (the catalog plus items seen only in events, see ``support``); filters: in stock only, the user's purchased items excluded (unless ``exclude_purchased=False``),
+``recommendable`` (the catalog plus items seen only in events, see ``support``); filters: in stock only,
+the user's purchased items excluded (unless ``exclude_purchased=False``),
 optional category; order: ``round(score, 9)`` desc, then lifetime weighted popularity desc, then item_id asc.
 
 - personalized(u, i) = 0.4·affinity_score(u, cat(i)) + 0.3·brand_affinity(u, brand(i))
