@@ -1,0 +1,267 @@
+"""The ``freshrec`` command (SPEC §6). Flags can also be set in the config file or as ``FRESHREC_...``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from freshrec.config import Settings, load_settings
+from freshrec.datasets.files import FORMATS, BadFile, Kind, read_records
+from freshrec.replay import DataDirSink, HttpSink, Pacer, RejectedBatch, Sink, batched
+from freshrec.storage.datadir import DataDirLocked
+
+console = Console(stderr=True)
+DEFAULT_DATA_DIR = Path("freshrec-data")
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return load_settings(config, **clean)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"bad configuration: {exc}") from None
+
+
+config_option = click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="FRESHREC_CONFIG",
+    help="TOML settings file (see README: configuration).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "FRESHREC"})
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def main(verbose: bool) -> None:
+    """freshrec: real-time recommendations that react to what a user did a moment ago."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on [default: 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [default: 8000].")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Data directory (log, catalog, snapshots) [default: ./{DEFAULT_DATA_DIR}].",
+)
+@click.option("--ephemeral", is_flag=True, help="Keep nothing on disk (state is lost on exit).")
+@click.option("--state", default=None, help="State back end URL [default: memory://, embedded].")
+@click.option("--kafka", default=None, help="Kafka bootstrap servers (distributed mode).")
+@click.option("--topic", default=None, help="Kafka topic for events (distributed mode).")
+@click.option("--clock", type=click.Choice(["wall", "event"]), default=None, help="What 'now' is.")
+@click.option(
+    "--no-fsync", is_flag=True, help="Do not fsync the log before acknowledging (faster, less safe)."
+)
+@config_option
+def serve(
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    ephemeral: bool,
+    state: str | None,
+    kafka: str | None,
+    topic: str | None,
+    clock: str | None,
+    no_fsync: bool,
+    config: Path | None,
+) -> None:
+    """Run the API server (embedded state in this process by default)."""
+    import uvicorn
+
+    from freshrec.api import create_app
+    from freshrec.engine import Engine
+    from freshrec.storage.datadir import DataDir
+
+    if kafka or topic:
+        raise click.ClickException(
+            "distributed mode (--kafka/--topic) is not available in this version; run embedded (the default)"
+        )
+    settings = _settings(config, clock=clock, state=state)
+    if settings.state not in ("memory://", "memory", ""):
+        raise click.ClickException(f"state back end {settings.state!r} is not available; use memory://")
+    server = settings.server
+    server = server.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    storage = settings.storage.model_copy(update={"fsync": settings.storage.fsync and not no_fsync})
+    settings = settings.model_copy(update={"server": server, "storage": storage})
+    datadir = None
+    if ephemeral:
+        engine = Engine(settings)
+    else:
+        path = data_dir or settings.storage.data_dir or DEFAULT_DATA_DIR
+        try:
+            datadir = DataDir(path, settings)
+        except DataDirLocked as exc:
+            raise click.ClickException(str(exc)) from None
+        with console.status(f"recovering {path} ..."):
+            engine = datadir.open_engine()
+        console.print(
+            f"[green]data dir[/] {path}: {len(engine.catalog)} items, {engine.applied_events} events applied"
+        )
+    app = create_app(engine, datadir)
+    console.print(f"[green]freshrec[/] listening on http://{server.host}:{server.port}  (docs: /docs)")
+    uvicorn.run(app, host=server.host, port=server.port, log_level="warning", access_log=False)
+
+
+def _sink(url: str | None, data_dir: Path | None, config: Path | None, api_key: str | None) -> Sink:
+    if (url is None) == (data_dir is None):
+        raise click.UsageError(
+            "give exactly one of --url (a running server) or --data-dir (no server running)"
+        )
+    if url is not None:
+        return HttpSink(url, api_key)
+    assert data_dir is not None
+    settings = _settings(config, clock="event")
+    try:
+        return DataDirSink(data_dir, settings)
+    except DataDirLocked as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _count(files: tuple[Path, ...], fmt: str, kind: Kind | None) -> int:
+    return sum(1 for path in files for _ in read_records(path, fmt, kind))
+
+
+def _feed(
+    files: tuple[Path, ...], fmt: str, kind: Kind | None, sink: Sink, rate: float | None, batch: int
+) -> dict[str, int]:
+    counts = {"event": 0, "item": 0}
+    total = _count(files, fmt, kind)
+    pacer = Pacer(rate)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[speed]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("replaying", total=total, speed="")
+
+        def records() -> Iterator[tuple[Kind, dict[str, Any]]]:
+            for path in files:
+                progress.update(task, description=path.name)
+                yield from read_records(path, fmt, kind)
+
+        for record_kind, records_batch in batched(records(), batch):
+            if record_kind == "event":
+                sink.events(records_batch)
+            else:
+                sink.items(records_batch)
+            counts[record_kind] += len(records_batch)
+            pacer.wait(len(records_batch))
+            elapsed = max(1e-9, progress.tasks[0].elapsed or 1e-9)
+            progress.update(
+                task, advance=len(records_batch), speed=f"{sum(counts.values()) / elapsed:,.0f} rec/s"
+            )
+    return counts
+
+
+@main.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
+@click.option(
+    "--kind", type=click.Choice(["event", "item"]), default=None, help="Force what the records are."
+)
+@click.option("--rate", type=float, default=None, help="Records per second [default: as fast as possible].")
+@click.option("--url", default=None, help="A running server, e.g. http://127.0.0.1:8000.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--batch", type=click.IntRange(1, 10_000), default=1000, show_default=True)
+@click.option(
+    "--api-key", envvar="FRESHREC_API_KEY", default=None, help="Write key, when the server has one."
+)
+@config_option
+def replay(
+    files: tuple[Path, ...],
+    fmt: str,
+    kind: Kind | None,
+    rate: float | None,
+    url: str | None,
+    data_dir: Path | None,
+    batch: int,
+    api_key: str | None,
+    config: Path | None,
+) -> None:
+    """Feed events and items from FILES (JSON lines, CSV, .gz; DataSQRL) into a server or a data dir."""
+    sink = _sink(url, data_dir, config, api_key)
+    try:
+        counts = _feed(files, fmt, kind, sink, rate, batch)
+    except (BadFile, RejectedBatch) as exc:
+        raise click.ClickException(f"{exc} (everything before this batch was stored)") from None
+    finally:
+        sink.close()
+    console.print(f"[green]done[/]: {counts['event']:,} events, {counts['item']:,} items")
+
+
+@main.command("import-items")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
+@click.option("--url", default=None, help="A running server, e.g. http://127.0.0.1:8000.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--batch", type=click.IntRange(1, 10_000), default=1000, show_default=True)
+@click.option(
+    "--api-key", envvar="FRESHREC_API_KEY", default=None, help="Write key, when the server has one."
+)
+@config_option
+def import_items(
+    file: Path,
+    fmt: str,
+    url: str | None,
+    data_dir: Path | None,
+    batch: int,
+    api_key: str | None,
+    config: Path | None,
+) -> None:
+    """Bulk-import catalog items from FILE (JSON lines or CSV; columns named as the item fields)."""
+    sink = _sink(url, data_dir, config, api_key)
+    try:
+        counts = _feed((file,), fmt, "item", sink, None, batch)
+    except (BadFile, RejectedBatch) as exc:
+        raise click.ClickException(f"{exc} (everything before this batch was stored)") from None
+    finally:
+        sink.close()
+    console.print(f"[green]done[/]: {counts['item']:,} items")
+
+
+@main.command()
+@click.option("--rate", type=float, default=300.0, show_default=True, help="Events per second.")
+@click.option("--users", type=int, default=200, show_default=True)
+@click.option("--items", type=int, default=2000, show_default=True)
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds of replay.")
+@click.option("--keep-serving", is_flag=True, help="Keep the server running after the replay.")
+def demo(
+    rate: float, users: int, items: int, port: int, seed: int, duration: float | None, keep_serving: bool
+) -> None:
+    """Start a server, load a generated shop, replay its clickstream, watch one user's recommendations move."""
+    from freshrec.demo.live import run_demo
+
+    sys.exit(
+        run_demo(
+            rate=rate,
+            users=users,
+            items=items,
+            port=port,
+            seed=seed,
+            duration=duration,
+            keep_serving=keep_serving,
+            console=console,
+        )
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
