@@ -89,7 +89,7 @@ CATEGORIES: tuple[CategorySpec, ...] = (
             ("storage", 22, ("Pantry Jars", "Shelf Organizer", "Laundry Basket")),
         ),
         ("Hearthstone", "Copperleaf", "Lumen", "Maison Blanc", "Kettle & Co", "Oakridge Home", "Brightnest"),
-        ("Classic", "Cast-Iron", "Nordic", "Everyday", "Artisan", "Minimalist"),
+        ("Classic", "Handcrafted", "Nordic", "Everyday", "Artisan", "Minimalist"),
         _MODEL,
         ("dishwasher-safe", "non-stick", "cozy", "minimalist", "space-saving", "gift-idea"),
         "made for homes that get used every day",
@@ -177,10 +177,10 @@ CATEGORIES: tuple[CategorySpec, ...] = (
             ("coffee-tea", 14, ("Whole Bean Coffee", "Green Tea", "Cold Brew Pack")),
             ("snacks", 8, ("Trail Mix", "Dark Chocolate Bar", "Protein Bar Box")),
             ("pantry", 11, ("Olive Oil", "Pasta Sauce", "Wildflower Honey")),
-            ("beverages", 9, ("Sparkling Water 12-Pack", "Kombucha", "Oat Milk")),
+            ("beverages", 9, ("Sparkling Water", "Kombucha", "Oat Milk")),
         ),
         ("Verdant", "Hearthstone", "Morning Ritual", "Golden Acre", "Kettle & Co", "Wildharvest"),
-        ("Organic", "Single-Origin", "Small-Batch", "Roasted", "Fair-Trade", "Family-Size"),
+        ("Organic", "Single-Origin", "Small-Batch", "Artisan", "Fair-Trade", "Family-Size"),
         ("", "", " (6-Pack)", " Value Pack"),
         ("organic", "gluten-free", "fair-trade", "vegan", "bulk", "subscribe-and-save"),
         "good enough to restock every week",
@@ -214,7 +214,7 @@ CATEGORIES: tuple[CategorySpec, ...] = (
         ),
         ("Harmonia", "Nimbus Audio", "Redwood Strings", "Bluebird Records", "Fretwork", "Tempo"),
         ("Vintage", "Studio", "Live", "Acoustic", "Deluxe", "Remastered"),
-        ("", "", " (180g)", " Edition"),
+        ("", "", " II", " Edition"),
         ("vinyl", "beginner", "studio", "limited-edition", "180g", "handmade"),
         "for people who listen closely",
     ),
@@ -270,7 +270,8 @@ def generate_catalog(n_items: int, seed: int) -> Catalog:
         spec = _SPEC[cat]
         sub, median, nouns = rng.choice(spec.subcategories)
         brand = rng.choices(spec.brands, weights=[1 / (j + 1) ** 0.7 for j in range(len(spec.brands))])[0]
-        adj, noun = rng.choice(spec.adjectives), rng.choice(nouns)
+        noun = rng.choice(nouns)
+        adj = rng.choice([a for a in spec.adjectives if a.lower() not in noun.lower()])
         title = f"{adj} {noun}{rng.choice(spec.suffixes)}"
         tags = rng.sample(spec.tags + _GLOBAL_TAGS, rng.choice((1, 2, 2, 3)))
         item_id = f"sku-{i + 1:05d}"

@@ -189,16 +189,17 @@ class _Generator:
             mode = "drift" if k == drift_slot else "normal"
             self._session(u, f"s-{u.idx + 1:04d}-{k + 1:03d}", t0, s0 + slot - 1.0, mode=mode)
             s0 += slot
-        if spotlight:  # the drift, then a return visit near the end: the new intent sticks
-            t0, sid = (
-                self.start + self.duration * rng.uniform(0.7, 0.74),
-                f"s-{u.idx + 1:04d}-{u.n_sessions + 1:03d}",
-            )
+        if spotlight:  # drift into the least-touched other category, then return near the end
+            seen = Counter(self.items[r[4]]["category"] for r in self.raw if r[1] == u.idx)
+            viral = {b.category for b in self.bursts}
+            options = [c for c in self.cats if c not in u.favs] or list(self.cats)
+            rng.shuffle(options)
+            u.drift_cat = min(options, key=lambda c: (seen[c], c in viral))
+            sid = f"s-{u.idx + 1:04d}-{u.n_sessions + 1:03d}"
+            t0 = self.start + self.duration * rng.uniform(0.7, 0.74)
             self._session(u, sid, t0, self.start + 0.85 * self.duration, mode="spotlight")
-            t0, sid = (
-                self.start + self.duration * rng.uniform(0.88, 0.92),
-                f"s-{u.idx + 1:04d}-{u.n_sessions + 2:03d}",
-            )
+            sid = f"s-{u.idx + 1:04d}-{u.n_sessions + 2:03d}"
+            t0 = self.start + self.duration * rng.uniform(0.88, 0.92)
             self._session(u, sid, t0, self.end - 1.0, mode="return")
 
     def _session(self, u: _User, sid: str, t0: float, t_limit: float, *, mode: str = "normal") -> None:

@@ -1,0 +1,214 @@
+"""``freshrec demo``: a real server, a generated shop, its clickstream replayed live, one user watched.
+
+The server runs in this process on the event clock (``now`` = the newest event time), so windows of the
+replayed hours behave as they did when the events happened. Everything goes through HTTP, as an
+application would use it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from freshrec.api import create_app
+from freshrec.config import load_settings
+from freshrec.demo.scenario import Scenario, generate_scenario, summary
+from freshrec.storage.datadir import DataDir
+
+TICK_SECONDS = 0.05
+
+
+@dataclass
+class Watch:
+    """What the live panel shows about the spotlight user."""
+
+    user: str
+    profile: dict[str, Any] = field(default_factory=dict)
+    recs: list[dict[str, Any]] = field(default_factory=list)
+    trending: list[dict[str, Any]] = field(default_factory=list)
+    story: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    top_categories: list[tuple[float, str]] = field(default_factory=list)
+
+
+def _start_server(port: int, data_dir: Path) -> tuple[uvicorn.Server, threading.Thread, DataDir]:
+    settings = load_settings(clock="event")
+    datadir = DataDir(data_dir, settings)
+    engine = datadir.open_engine()
+    app = create_app(engine, datadir)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="freshrec-demo-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the demo server did not start on port {port} (is the port free? try --port)")
+        time.sleep(0.02)
+    return server, thread, datadir
+
+
+def _refresh(client: httpx.Client, watch: Watch, items: dict[str, dict[str, Any]], at: float) -> None:
+    started = time.perf_counter()
+    response = client.get(f"/v1/users/{watch.user}/recommendations", params={"k": 8, "explain": "true"})
+    watch.latencies_ms.append((time.perf_counter() - started) * 1000)
+    watch.recs = response.json()["items"]
+    watch.profile = client.get(f"/v1/users/{watch.user}/profile", params={"limit": 5}).json()
+    watch.trending = client.get("/v1/trending", params={"k": 5}).json()["items"]
+    if watch.recs:
+        top = str(items.get(watch.recs[0]["item_id"], {}).get("category"))
+        if not watch.top_categories or watch.top_categories[-1][1] != top:
+            watch.top_categories.append((at, top))
+
+
+def _label(items: dict[str, dict[str, Any]], item_id: str) -> str:
+    item = items.get(item_id, {})
+    facts = f"{item.get('category')}, {item.get('brand')}, ${item.get('price', 0):.0f}"
+    return f"{item.get('title', item_id)} [dim]({facts})[/]"
+
+
+def _panel(watch: Watch, items: dict[str, dict[str, Any]], progress: Progress) -> Group:
+    categories = Table(title="profile: categories", expand=True, title_justify="left")
+    categories.add_column("category")
+    categories.add_column("affinity", justify="right")
+    categories.add_column("last 3 h", justify="right")
+    recent = {r["category"]: r["recent_score"] for r in watch.profile.get("recent_categories", [])}
+    for row in watch.profile.get("top_categories", [])[:5]:
+        categories.add_row(
+            row["category"], f"{row['affinity_score']:.0f}", f"{recent.get(row['category'], 0):.0f}"
+        )
+    recs = Table(title=f"recommendations for {watch.user} (hybrid)", expand=True, title_justify="left")
+    recs.add_column("#", justify="right")
+    recs.add_column("item")
+    recs.add_column("score", justify="right")
+    recs.add_column("why")
+    for n, rec in enumerate(watch.recs, 1):
+        why = ", ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in (rec.get("reasons") or {}).items()
+        )
+        recs.add_row(str(n), _label(items, rec["item_id"]), f"{rec['score']:.3f}", why)
+    trending = Table(title="trending now", expand=True, title_justify="left")
+    trending.add_column("item")
+    trending.add_column("score", justify="right")
+    for rec in watch.trending:
+        trending.add_row(_label(items, rec["item_id"]), f"{rec['score']:.0f}")
+    story = Panel("\n".join(watch.story[-6:]) or "…", title=f"what {watch.user} is doing", title_align="left")
+    tier = watch.profile.get("preferred_price_tier")
+    lat = watch.latencies_ms[-200:]
+    footer = (
+        f"preferred price tier: [bold]{tier}[/]   "
+        f"recommendation latency (HTTP, this client): p50 {statistics.median(lat):.1f} ms"
+        if lat
+        else ""
+    )
+    return Group(progress, story, categories, recs, trending, footer)
+
+
+def run_demo(
+    *,
+    rate: float,
+    users: int,
+    items: int,
+    port: int,
+    seed: int,
+    duration: float | None,
+    keep_serving: bool,
+    console: Console,
+) -> int:
+    """Run the demo; returns the process exit code."""
+    scenario: Scenario = generate_scenario(n_users=users, n_items=items, seed=seed)
+    facts = summary(scenario)
+    console.print(f"[bold]freshrec demo[/] — a generated shop: {facts}")
+    by_id = {i["item_id"]: i for i in scenario.items}
+    with tempfile.TemporaryDirectory(prefix="freshrec-demo-") as tmp:
+        server, thread, _ = _start_server(port, Path(tmp))
+        base = f"http://127.0.0.1:{port}"
+        console.print(f"server: {base}  (API docs: {base}/docs; data dir {tmp})")
+        try:
+            with httpx.Client(base_url=base, timeout=30) as client:
+                for start in range(0, len(scenario.items), 1000):
+                    client.post("/v1/items", json=scenario.items[start : start + 1000]).raise_for_status()
+                console.print(f"catalog: {len(scenario.items):,} items loaded")
+                _replay(client, scenario, by_id, rate, duration, console)
+            if keep_serving:
+                console.print(f"[green]still serving[/] on {base} — Ctrl+C to stop")
+                while thread.is_alive():
+                    time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+    return 0
+
+
+def _replay(
+    client: httpx.Client,
+    scenario: Scenario,
+    items: dict[str, dict[str, Any]],
+    rate: float,
+    duration: float | None,
+    console: Console,
+) -> None:
+    watch = Watch(scenario.spotlight_user)
+    story = list(scenario.spotlight_story)
+    events = scenario.events
+    per_tick = max(1, round(rate * TICK_SECONDS))
+    progress = Progress(
+        TextColumn("replaying clickstream"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[speed]}"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    task = progress.add_task("events", total=len(events), speed="")
+    started = time.perf_counter()
+    last_refresh = 0.0
+    sent = 0
+    with Live(_panel(watch, items, progress), console=console, refresh_per_second=4) as live:
+        while sent < len(events):
+            if duration is not None and time.perf_counter() - started > duration:
+                break
+            batch = events[sent : sent + per_tick]
+            client.post("/v1/events", json=batch).raise_for_status()
+            sent += len(batch)
+            now_ts = batch[-1]["timestamp"]
+            while story and story[0][0] <= now_ts:
+                watch.story.append(story.pop(0)[1])
+            touched = any(e["user_id"] == watch.user for e in batch)
+            elapsed = time.perf_counter() - started
+            if touched or elapsed - last_refresh > 0.5:
+                _refresh(client, watch, items, now_ts)
+                last_refresh = elapsed
+                live.update(_panel(watch, items, progress))
+            progress.update(task, completed=sent, speed=f"{sent / max(elapsed, 1e-9):,.0f} events/s")
+            ahead = sent / rate - (time.perf_counter() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        _refresh(client, watch, items, events[sent - 1]["timestamp"] if sent else 0.0)
+        live.update(_panel(watch, items, progress))
+    elapsed = time.perf_counter() - started
+    lat = sorted(watch.latencies_ms)
+    moves = " → ".join(
+        f"{category} ({time.strftime('%H:%M', time.gmtime(at))} UTC)" for at, category in watch.top_categories
+    )
+    console.print(
+        f"[green]done[/]: {sent:,} events in {elapsed:.1f} s ({sent / elapsed:,.0f} events/s).\n"
+        f"{watch.user}'s top recommendation, by category, as the stream went on: {moves or 'none'}.\n"
+        f"Recommendation requests: {len(lat)}, p50 {statistics.median(lat):.1f} ms, "
+        f"p99 {lat[int(0.99 * (len(lat) - 1))]:.1f} ms (HTTP round trip, with the replay running)."
+    )
