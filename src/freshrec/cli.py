@@ -246,7 +246,7 @@ def import_items(
 def demo(
     rate: float, users: int, items: int, port: int, seed: int, duration: float | None, keep_serving: bool
 ) -> None:
-    """Start a server, load a generated shop, replay its clickstream, watch one user's recommendations move."""
+    """Start a server, load a generated shop, replay its clickstream; watch a user's recommendations move."""
     from freshrec.demo.live import run_demo
 
     sys.exit(

@@ -120,11 +120,13 @@ class StrategySettings(BaseModel):
 class StorageSettings(BaseModel):
     """The embedded data directory (SPEC §7)."""
 
-    data_dir: Path | None = Field(None, description="None keeps everything in memory only.")
+    data_dir: Path | None = Field(
+        None, description="Data directory of `serve` (None: ./freshrec-data; `--ephemeral` keeps nothing)."
+    )
     fsync: bool = Field(True, description="fsync the log before acknowledging a write.")
     segment_bytes: int = Field(64 * 1024 * 1024, ge=4096)
-    snapshot_every_records: int = Field(
-        200_000, ge=1, description="Write a snapshot after this many log records (events or items)."
+    snapshot_every_events: int = Field(
+        500_000, ge=1, description="Write a snapshot after this many events (or item changes) were logged."
     )
 
 

@@ -58,7 +58,7 @@ class DataDir:
     # -- Journal ------------------------------------------------------------------------------------
     def append(self, records: Sequence[Mapping[str, Any]]) -> None:
         self.log.append(records)
-        self.records_since_snapshot += len(records)
+        self.records_since_snapshot += sum(_size(r) for r in records)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def open_engine(self, progress: Callable[[int], None] | None = None) -> Engine:
@@ -73,8 +73,8 @@ class DataDir:
         replayed = 0
         for record, _ in self.log.read_from(start):
             engine.apply_record(record)
-            replayed += 1
-            if progress is not None and replayed % 1000 == 0:
+            replayed += _size(record)
+            if progress is not None:
                 progress(replayed)
         if progress is not None:
             progress(replayed)
@@ -84,7 +84,7 @@ class DataDir:
         return engine
 
     def maybe_snapshot(self) -> bool:
-        if self.engine is None or self.records_since_snapshot < self.settings.storage.snapshot_every_records:
+        if self.engine is None or self.records_since_snapshot < self.settings.storage.snapshot_every_events:
             return False
         self.snapshot()
         return True
@@ -125,3 +125,8 @@ class DataDir:
     def _newest_snapshot(self) -> tuple[Path, Position] | None:
         files = self._snapshot_files()
         return files[-1] if files else None
+
+
+def _size(record: Mapping[str, Any]) -> int:
+    """Events (or items) a journal record holds."""
+    return len(record.get("events") or record.get("items") or ()) or 1
