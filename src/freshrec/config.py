@@ -114,6 +114,10 @@ class StrategySettings(BaseModel):
     )
     hybrid_fallback: list[str] = Field(default_factory=lambda: ["personalized", "trending"])
     hybrid_candidates_per_source: int = Field(100, ge=1)
+    hybrid_intent_every: int = Field(
+        3, ge=0, description="Every n-th hybrid slot (2nd, 5th, ...) shows recent-session intent; 0 = off."
+    )
+    hybrid_intent_categories: int = Field(2, ge=1, description="Recent categories that get intent slots.")
     max_k: int = Field(500, ge=1)
 
 

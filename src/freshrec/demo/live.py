@@ -29,6 +29,7 @@ from freshrec.demo.scenario import Scenario, generate_scenario, summary
 from freshrec.storage.datadir import DataDir
 
 TICK_SECONDS = 0.05
+WATCH_DEPTH = 100  # recommendations fetched; the panel shows the first 8
 
 
 @dataclass
@@ -41,7 +42,14 @@ class Watch:
     trending: list[dict[str, Any]] = field(default_factory=list)
     story: list[str] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
-    top_categories: list[tuple[float, str]] = field(default_factory=list)
+    # (event time, the category the user is most active in over the last 3 h, best rank of an item of it)
+    focus: list[tuple[float, str, int | None]] = field(default_factory=list)
+
+    def focus_rank(self, items: dict[str, dict[str, Any]], category: str) -> int | None:
+        for n, rec in enumerate(self.recs, 1):
+            if items.get(rec["item_id"], {}).get("category") == category:
+                return n
+        return None
 
 
 def _start_server(port: int, data_dir: Path) -> tuple[uvicorn.Server, threading.Thread, DataDir]:
@@ -62,15 +70,17 @@ def _start_server(port: int, data_dir: Path) -> tuple[uvicorn.Server, threading.
 
 def _refresh(client: httpx.Client, watch: Watch, items: dict[str, dict[str, Any]], at: float) -> None:
     started = time.perf_counter()
-    response = client.get(f"/v1/users/{watch.user}/recommendations", params={"k": 8, "explain": "true"})
+    response = client.get(
+        f"/v1/users/{watch.user}/recommendations", params={"k": WATCH_DEPTH, "explain": "true"}
+    )
     watch.latencies_ms.append((time.perf_counter() - started) * 1000)
     watch.recs = response.json()["items"]
     watch.profile = client.get(f"/v1/users/{watch.user}/profile", params={"limit": 5}).json()
     watch.trending = client.get("/v1/trending", params={"k": 5}).json()["items"]
-    if watch.recs:
-        top = str(items.get(watch.recs[0]["item_id"], {}).get("category"))
-        if not watch.top_categories or watch.top_categories[-1][1] != top:
-            watch.top_categories.append((at, top))
+    recent = watch.profile.get("recent_categories") or []
+    if recent:
+        category = recent[0]["category"]
+        watch.focus.append((at, category, watch.focus_rank(items, category)))
 
 
 def _label(items: dict[str, dict[str, Any]], item_id: str) -> str:
@@ -94,7 +104,7 @@ def _panel(watch: Watch, items: dict[str, dict[str, Any]], progress: Progress) -
     recs.add_column("item")
     recs.add_column("score", justify="right")
     recs.add_column("why")
-    for n, rec in enumerate(watch.recs, 1):
+    for n, rec in enumerate(watch.recs[:8], 1):
         why = ", ".join(
             f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
             for k, v in (rec.get("reasons") or {}).items()
@@ -107,6 +117,10 @@ def _panel(watch: Watch, items: dict[str, dict[str, Any]], progress: Progress) -
         trending.add_row(_label(items, rec["item_id"]), f"{rec['score']:.0f}")
     story = Panel("\n".join(watch.story[-6:]) or "…", title=f"what {watch.user} is doing", title_align="left")
     tier = watch.profile.get("preferred_price_tier")
+    if watch.focus:
+        _, category, rank = watch.focus[-1]
+        where = f"#{rank}" if rank is not None else f"not in the top {WATCH_DEPTH}"
+        recs.caption = f"most active in the last 3 h: [bold]{category}[/]; its best item ranks {where}"
     lat = watch.latencies_ms[-200:]
     footer = (
         f"preferred price tier: [bold]{tier}[/]   "
@@ -203,12 +217,31 @@ def _replay(
         live.update(_panel(watch, items, progress))
     elapsed = time.perf_counter() - started
     lat = sorted(watch.latencies_ms)
-    moves = " → ".join(
-        f"{category} ({time.strftime('%H:%M', time.gmtime(at))} UTC)" for at, category in watch.top_categories
-    )
     console.print(
         f"[green]done[/]: {sent:,} events in {elapsed:.1f} s ({sent / elapsed:,.0f} events/s).\n"
-        f"{watch.user}'s top recommendation, by category, as the stream went on: {moves or 'none'}.\n"
+        f"{watch.user}, as the stream went on (event time; the category they were most active in over the "
+        f"last 3 h; where its best item ranked in their hybrid recommendations):\n"
+        f"{_focus_story(watch.focus)}\n"
         f"Recommendation requests: {len(lat)}, p50 {statistics.median(lat):.1f} ms, "
         f"p99 {lat[int(0.99 * (len(lat) - 1))]:.1f} ms (HTTP round trip, with the replay running)."
     )
+
+
+def _focus_story(focus: list[tuple[float, str, int | None]]) -> str:
+    """One line per stretch of the same focus category: when, which, and how its best item ranked."""
+    lines = []
+    start = 0
+    for n in range(1, len(focus) + 1):
+        if n == len(focus) or focus[n][1] != focus[start][1]:
+            at, category, _ = focus[start]
+            ranks = [r for _, _, r in focus[start:n] if r is not None]
+            first = focus[start][2]
+            shown = (
+                f"from {'#' + str(first) if first else 'outside the top ' + str(WATCH_DEPTH)} "
+                f"to best #{min(ranks)}"
+                if ranks
+                else f"outside the top {WATCH_DEPTH}"
+            )
+            lines.append(f"  {time.strftime('%H:%M', time.gmtime(at))} UTC  {category:<16} {shown}")
+            start = n
+    return "\n".join(lines) or "  (no activity)"

@@ -4,6 +4,11 @@ Each source's scores are divided by its best score so that weights compare like 
 blended score is the weighted sum of its normalised scores (a source that did not return it counts 0).
 When the blend has fewer than ``k`` items, the fallback strategies fill the rest in their own order; a
 user with no history gets ``trending``.
+
+Lifetime affinities grow with every event, so a long-time fan of one category would never see what they
+are browsing right now. Hybrid therefore reserves *session-intent* slots (the 2nd, 5th, 8th, ... with the
+default ``hybrid_intent_every = 3``) for the best ``session`` items of the categories the user has been most
+active in over the recent windows, explained as ``{"session_intent": category}``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,25 @@ class Hybrid:
                 for rec in out:
                     rec.reasons = {"cold_start": "trending", **(rec.reasons or {})}
             return out
+        blended = self._blend(request)
+        out = self._with_intent(request, blended)
+        if len(out) < request.k:
+            taken = {r.item_id for r in out}
+            for name in s.hybrid_fallback:
+                for rec in self.strategies[name].recommend(replace(request, k=request.k + len(taken))):
+                    if rec.item_id in taken:
+                        continue
+                    taken.add(rec.item_id)
+                    out.append(
+                        Recommendation(rec.item_id, 0.0, {"fallback": name} if request.explain else None)
+                    )
+                    if len(out) >= request.k:
+                        return out
+        return out
+
+    def _blend(self, request: Request) -> list[Recommendation]:
+        f = self.features
+        s = f.settings.strategies
         depth = max(request.k, s.hybrid_candidates_per_source)
         sub = replace(request, k=depth, explain=False)
         blended: dict[str, float] = {}
@@ -49,17 +73,57 @@ class Hybrid:
                 blended[rec.item_id] = blended.get(rec.item_id, 0.0) + contribution
                 parts.setdefault(rec.item_id, {})[name] = round(contribution, 6)
         ranked = sorted(((-rounded(v), -f.pop(i), i) for i, v in blended.items() if v > 0.0))[: request.k]
-        out = [Recommendation(i, -neg, parts[i] if request.explain else None) for neg, _, i in ranked]
-        if len(out) < request.k:
-            taken = {r.item_id for r in out}
-            for name in s.hybrid_fallback:
-                for rec in self.strategies[name].recommend(replace(request, k=request.k + len(taken))):
-                    if rec.item_id in taken:
-                        continue
-                    taken.add(rec.item_id)
-                    out.append(
-                        Recommendation(rec.item_id, 0.0, {"fallback": name} if request.explain else None)
+        return [Recommendation(i, -neg, parts[i] if request.explain else None) for neg, _, i in ranked]
+
+    def _with_intent(self, request: Request, blended: list[Recommendation]) -> list[Recommendation]:
+        """Interleave the best session items of the user's most recent categories into the blend."""
+        f = self.features
+        s = f.settings.strategies
+        every = s.hybrid_intent_every
+        if every <= 0 or request.user_id is None:
+            return blended
+        recent = f.recent_activity.recent_scores(f.store, request.user_id, request.now)
+        if request.category is not None:
+            recent = {c: v for c, v in recent.items() if c == request.category}
+        focus = sorted(recent, key=lambda c: (-recent[c], c))[: s.hybrid_intent_categories]
+        session = self.strategies["session"]
+        queues = [
+            (category, session.recommend(replace(request, category=category, explain=False)))
+            for category in focus
+        ]
+        queues = [(c, q) for c, q in queues if q]
+        if not queues:
+            return blended
+        scores = {r.item_id: r for r in blended}
+        out: list[Recommendation] = []
+        taken: set[str] = set()
+        rest = iter(blended)
+        turn = 0
+        while len(out) < request.k:
+            picked: Recommendation | None = None
+            if len(out) % every == 1 and queues:
+                category, queue = queues[turn % len(queues)]
+                turn += 1
+                while queue and queue[0].item_id in taken:
+                    queue.pop(0)
+                if queue:
+                    rec = queue.pop(0)
+                    base = scores.get(rec.item_id)
+                    reasons = {"session_intent": category, **((base.reasons or {}) if base else {})}
+                    picked = Recommendation(
+                        rec.item_id, base.score if base else 0.0, reasons if request.explain else None
                     )
-                    if len(out) >= request.k:
-                        return out
+                else:
+                    queues = [(c, q) for c, q in queues if q]
+            if picked is None:
+                picked = next((r for r in rest if r.item_id not in taken), None)
+            if picked is None:
+                leftovers = [r for _, q in queues for r in q if r.item_id not in taken]
+                if not leftovers:
+                    break
+                picked = leftovers[0]
+                if request.explain:
+                    picked = Recommendation(picked.item_id, 0.0, {"session_intent": "more"})
+            taken.add(picked.item_id)
+            out.append(picked)
         return out
