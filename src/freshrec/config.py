@@ -42,6 +42,9 @@ class EventSettings(BaseModel):
     dedup_retention_seconds: float = Field(
         35 * DAY, gt=0, description="How long an applied event_id is remembered for idempotency."
     )
+    dedup_max_ids: int = Field(
+        5_000_000, ge=1, description="Most event_ids remembered (the newest by event time are kept)."
+    )
 
     @field_validator("weights")
     @classmethod

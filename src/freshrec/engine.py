@@ -204,9 +204,12 @@ class Engine:
         at = self.now() if now is None else now
         for view in self._view_list:
             view.expire(self.store, at)
+        limits = self.settings.events
         if at - self._last_forget >= 3600.0:
-            self.store.forget_seen_before(at - self.settings.events.dedup_retention_seconds)
+            self.store.forget_seen_before(at - limits.dedup_retention_seconds)
             self._last_forget = at
+        if self.store.seen_count() > limits.dedup_max_ids * 1.1:
+            self.store.forget_seen_beyond(limits.dedup_max_ids)
 
     def upsert_items(self, payload: Iterable[Mapping[str, Any] | ItemIn]) -> list[Item]:
         """Validate (all-or-nothing), journal and apply item upserts."""

@@ -40,15 +40,25 @@ class Runtime:
             self.datadir.maybe_snapshot()
         return result
 
+    async def housekeeping(self, every: float = 60.0) -> None:
+        """Expire windows and forget old event ids even when no events arrive (wall clock moves on)."""
+        while True:
+            await asyncio.sleep(every)
+            async with self.write_lock:
+                self.engine.expire()
+
 
 def create_app(engine: Engine, datadir: DataDir | None = None) -> FastAPI:
     runtime = Runtime(engine, datadir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        housekeeping = asyncio.create_task(runtime.housekeeping())
         yield
-        if datadir is not None:
-            datadir.close()
+        housekeeping.cancel()
+        async with runtime.write_lock:
+            if datadir is not None:
+                datadir.close()
 
     app = FastAPI(
         title="freshrec",

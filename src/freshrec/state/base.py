@@ -144,6 +144,13 @@ class StateStore(Protocol):
     def forget_seen_before(self, ts: float) -> None:
         """Forget event ids marked with a time before ``ts``."""
 
+    def seen_count(self) -> int:
+        """How many event ids are remembered."""
+        ...
+
+    def forget_seen_beyond(self, keep: int) -> None:
+        """Keep only the ``keep`` event ids marked with the latest times."""
+
     # -- whole-state ---------------------------------------------------------------------------------
     def dump(self) -> bytes:
         """The whole state, for a snapshot."""

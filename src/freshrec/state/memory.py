@@ -7,6 +7,7 @@ rebuild it after a restart.
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 import pickle
 from collections import defaultdict
@@ -238,6 +239,15 @@ class MemoryState:
     def forget_seen_before(self, ts: float) -> None:
         for event_id in [e for e, t in self._seen.items() if t < ts]:
             del self._seen[event_id]
+
+    def seen_count(self) -> int:
+        return len(self._seen)
+
+    def forget_seen_beyond(self, keep: int) -> None:
+        if len(self._seen) <= keep:
+            return
+        newest = heapq.nlargest(keep, self._seen.items(), key=lambda kv: kv[1])
+        self._seen = dict(newest)
 
     # -- whole state ---------------------------------------------------------------------------------
     def dump(self) -> bytes:
