@@ -25,7 +25,8 @@ GroupKey = tuple[str | None, str | None, str | None]
 class ItemIn(BaseModel):
     """An item as sent to ``PUT /v1/items/{item_id}`` or ``POST /v1/items``."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON string is not a number and 0 is not false
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     item_id: str = Field(min_length=1, max_length=1024)
     title: str | None = Field(None, max_length=4096)

@@ -11,8 +11,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 DAY = 86_400.0
 HOUR = 3_600.0
@@ -31,6 +31,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 
 class EventSettings(BaseModel):
     """What an event may be and how much each type weighs."""
+
+    model_config = ConfigDict(extra="forbid")
 
     weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     max_batch: int = Field(10_000, ge=1, description="Most events accepted in one request.")
@@ -57,6 +59,8 @@ class EventSettings(BaseModel):
 class PriceTierSettings(BaseModel):
     """Price tiers: ``budget < 25 <= mid-range < 100 <= premium < 500 <= luxury``."""
 
+    model_config = ConfigDict(extra="forbid")
+
     names: list[str] = Field(default_factory=lambda: ["budget", "mid-range", "premium", "luxury"])
     bounds: list[float] = Field(default_factory=lambda: [25.0, 100.0, 500.0])
 
@@ -71,6 +75,8 @@ class PriceTierSettings(BaseModel):
 
 class ViewSettings(BaseModel):
     """Windows, retentions and decays of the feature views (SPEC §3)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     decay_half_life_seconds: float = Field(30 * DAY, gt=0)
     category_window_seconds: float = Field(7 * DAY, gt=0, description="user_category_affinity window.")
@@ -104,6 +110,8 @@ class ViewSettings(BaseModel):
 class StrategySettings(BaseModel):
     """Weights of the strategies (SPEC §4)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     default: str = "hybrid"
     personalized_category_weight: float = 0.4
     personalized_brand_weight: float = 0.3
@@ -127,6 +135,8 @@ class StrategySettings(BaseModel):
 class StorageSettings(BaseModel):
     """The embedded data directory (SPEC §7)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     data_dir: Path | None = Field(
         None, description="Data directory of `serve` (None: ./freshrec-data; `--ephemeral` keeps nothing)."
     )
@@ -138,6 +148,8 @@ class StorageSettings(BaseModel):
 
 
 class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     write_key: str | None = Field(None, description="When set, writes need `Authorization: Bearer <key>`.")
@@ -171,7 +183,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     if config_file is not None:
         with config_file.open("rb") as fh:
             file_values = tomllib.load(fh)
-    env_values = Settings().model_dump(exclude_unset=True)
+    # raw environment values, validated once together with the file's (a constraint may span both)
+    env_values = EnvSettingsSource(Settings, env_prefix="FRESHREC_", env_nested_delimiter="__")()
     merged = _deep_merge(_deep_merge(file_values, env_values), overrides)
     return Settings.model_validate(merged)
 

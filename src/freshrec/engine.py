@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from freshrec.catalog import Catalog, Item, ItemIn, validate_items
 from freshrec.config import Settings
-from freshrec.errors import InvalidInput, NotFound
+from freshrec.errors import FieldProblem, InvalidInput, NotFound
 from freshrec.events import Event, validate_events
 from freshrec.ranking.base import Features, Recommendation, Request, Strategy
 from freshrec.ranking.hybrid import Hybrid
@@ -276,9 +276,11 @@ class Engine:
         chosen = self.strategies.get(name)
         if chosen is None:
             known = ", ".join(sorted(self.strategies))
-            raise InvalidInput(f"unknown strategy {name!r}; available: {known}")
+            message = f"unknown strategy {name!r}; available: {known}"
+            raise InvalidInput(message, [FieldProblem(0, "strategy", message)])
         if not 1 <= k <= self.settings.strategies.max_k:
-            raise InvalidInput(f"k must be between 1 and {self.settings.strategies.max_k}")
+            message = f"k must be between 1 and {self.settings.strategies.max_k}"
+            raise InvalidInput(message, [FieldProblem(0, "k", message)])
         purchased = self.purchased_items(user_id) if user_id is not None else frozenset()
         request = Request(
             user_id=user_id,

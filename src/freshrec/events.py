@@ -81,7 +81,8 @@ _OPTIONAL_FIELDS = (
 class EventIn(BaseModel):
     """An event as posted to ``POST /v1/events``."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    # strict: a JSON string is not a number and 0 is not false
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     event_id: str | None = Field(None, min_length=1, max_length=128)
     user_id: str = Field(min_length=1, max_length=256)
@@ -168,39 +169,21 @@ def validate_events(payload: Any, settings: EventSettings, received_at: float | 
         models = list(_BATCH.validate_python(items))
     except ValidationError as exc:
         problems.extend(problems_from_validation(exc, single))
-        bad = {p.index for p in problems}
-        models = [None if i in bad else _ONE.validate_python(raw) for i, raw in enumerate(items)]
+        failed = {p.index for p in problems}
+        models = [None if i in failed else _ONE.validate_python(raw) for i, raw in enumerate(items)]
     now = time.time() if received_at is None else received_at
-    horizon = now + settings.max_future_seconds
+    schema_bad: dict[int, set[str]] = {}
+    for problem in problems:
+        schema_bad.setdefault(problem.index, set()).add(problem.field)
     events: list[Event] = []
-    for index, model in enumerate(models):
-        if model is None:
+    for index, raw in enumerate(items):
+        if not isinstance(raw, dict):
             continue
-        if model.type not in settings.weights:
-            known = ", ".join(sorted(settings.weights))
-            problems.append(
-                FieldProblem(index, "type", f"unknown event type {model.type!r}; expected one of: {known}")
-            )
-        ts = now if model.timestamp is None else float(model.timestamp)
-        if ts > horizon:
-            problems.append(
-                FieldProblem(
-                    index,
-                    "timestamp",
-                    f"timestamp is {ts - now:.0f} s in the future; at most "
-                    f"{settings.max_future_seconds:.0f} s ahead is accepted",
-                )
-            )
-        if model.properties is not None:
-            size = len(orjson.dumps(model.properties))
-            if size > settings.max_properties_bytes:
-                problems.append(
-                    FieldProblem(
-                        index,
-                        "properties",
-                        f"properties are {size} bytes of JSON; the limit is {settings.max_properties_bytes}",
-                    )
-                )
+        model = models[index]
+        bad = schema_bad.get(index, set())
+        ts = _check_semantics(index, raw, model, bad, settings, now, problems)
+        if model is None or ts is None:
+            continue
         events.append(
             Event(
                 event_id=model.event_id or uuid.uuid4().hex,
@@ -222,6 +205,60 @@ def validate_events(payload: Any, settings: EventSettings, received_at: float | 
         problems.sort(key=lambda p: (p.index, p.field))
         raise InvalidInput(f"{len(problems)} problem(s) in the request; nothing was stored", problems)
     return events
+
+
+def _check_semantics(
+    index: int,
+    raw: dict[str, Any],
+    model: EventIn | None,
+    bad: set[str],
+    settings: EventSettings,
+    now: float,
+    problems: list[FieldProblem],
+) -> float | None:
+    """Checks that need the settings (type, future, size), also on events whose schema check failed.
+
+    Returns the event time, or None when it could not be read.
+    """
+    kind = model.type if model is not None else raw.get("type")
+    if "type" not in bad and isinstance(kind, str) and kind not in settings.weights:
+        known = ", ".join(sorted(settings.weights))
+        problems.append(FieldProblem(index, "type", f"unknown event type {kind!r}; expected one of: {known}"))
+    ts: float | None = None
+    if model is not None:
+        ts = now if model.timestamp is None else float(model.timestamp)
+    elif "timestamp" not in bad:
+        try:
+            value = EventIn._timestamp(raw.get("timestamp"))
+            ts = now if value is None else float(value)
+        except ValueError:
+            ts = None
+    if ts is not None and ts > now + settings.max_future_seconds:
+        ahead = ts - now
+        told = (
+            "years in the future (milliseconds? timestamps are unix seconds)"
+            if ahead > 365 * 86_400
+            else f"{ahead:.0f} s in the future"
+        )
+        problems.append(
+            FieldProblem(
+                index,
+                "timestamp",
+                f"timestamp is {told}; at most {settings.max_future_seconds:.0f} s ahead is accepted",
+            )
+        )
+    properties = raw.get("properties")
+    if "properties" not in bad and isinstance(properties, dict):
+        size = len(orjson.dumps(properties))
+        if size > settings.max_properties_bytes:
+            problems.append(
+                FieldProblem(
+                    index,
+                    "properties",
+                    f"properties are {size} bytes of JSON; the limit is {settings.max_properties_bytes}",
+                )
+            )
+    return ts
 
 
 def problems_from_validation(exc: ValidationError, single: bool) -> list[FieldProblem]:

@@ -92,12 +92,13 @@ _BOOLS = {"in_stock"}
 
 def _csv(path: Path, kind: Kind | None) -> Iterator[tuple[Kind, dict[str, Any]]]:
     with open_text(path) as fh:
-        for number, row in enumerate(csv.DictReader(fh), 2):
+        reader = csv.DictReader(fh)
+        for row in reader:
             record: dict[str, Any] = {}
             for key, value in row.items():
                 if key is None or value is None or value == "":
                     continue
-                record[key] = _csv_value(path, number, key, value)
+                record[key] = _csv_value(path, reader.line_num, key, value)
             yield _kind_of(record, kind), record
 
 

@@ -210,8 +210,8 @@ class MemoryState:
             return
         if len(entries) >= cap and sort_key <= entries[0][0]:
             return
-        # ascending by sort key; the smallest is evicted first
-        bisect.insort(entries, (sort_key, value), key=lambda e: e[0])
+        # ascending by sort key; the smallest is evicted first and, among equal keys, the newest
+        bisect.insort_left(entries, (sort_key, value), key=lambda e: e[0])
         if len(entries) > cap:
             del entries[0]
 

@@ -96,14 +96,23 @@ class EventLog:
 
     @staticmethod
     def _truncate_torn_tail(path: Path) -> None:
+        """Cut a damaged tail (a crash mid-append); a damaged record followed by good ones is corruption."""
         if not path.exists():
             return
         good = 0
+        damaged_at: int | None = None
         with path.open("rb") as fh:
             for line in fh:
                 if _decode(line) is None:
-                    break
-                good += len(line)
+                    if damaged_at is None:
+                        damaged_at = good
+                elif damaged_at is not None:
+                    raise CorruptLog(
+                        f"{path} has a damaged record at byte {damaged_at} followed by good ones; "
+                        "refusing to cut acknowledged records (restore the file or move it aside)"
+                    )
+                if damaged_at is None:
+                    good += len(line)
         if good != path.stat().st_size:
             with path.open("r+b") as fh:
                 fh.truncate(good)
