@@ -37,6 +37,21 @@ def _anything(item_id: str) -> bool:
     return True
 
 
+def _then(first: Iterator[Entry], second: Iterator[Entry]) -> Iterator[Entry]:
+    """``first`` then ``second``, when every score of ``first`` is above every score of ``second``.
+
+    Unlike a merge, ``second`` (a walk of the popularity order past trending items) starts only if
+    ``first`` runs out.
+    """
+    yield from first
+    yield from second
+
+
+def _in_order(trending: Iterator[Entry], untrending: Iterator[Entry], weight: float) -> list[Iterator[Entry]]:
+    """Items with a trending score outrank the same category's untrending ones when the weight is positive."""
+    return [_then(trending, untrending)] if weight > 0 else [trending, untrending]
+
+
 def _not_in(features: Features, categories: set[str]) -> Callable[[str], bool]:
     items = features.catalog.items
 
@@ -70,8 +85,8 @@ class Trending:
             ranked = take(entries, accept, request.k)
             return to_recommendations(ranked, request, lambda i: {"popularity": f.pop(i)})
         trend_key = ("category", window, category) if category is not None else ("all", window)
-        sources = [by_trend(f, trend_key, lambda t: t), _untrending(f, window, category, _anything, 0.0)]
-        ranked = take(merge(sources), accept, request.k)
+        entries = _then(by_trend(f, trend_key, lambda t: t), _untrending(f, window, category, _anything, 0.0))
+        ranked = take(entries, accept, request.k)
         return to_recommendations(ranked, request, lambda i: {"trending_score": _trend(f, window, i)})
 
 
@@ -95,15 +110,18 @@ class TrendingForYou:
             bonus = {c: b for c, b in bonus.items() if c == request.category}
         sources: list[Iterator[Entry]] = []
         for category, extra in bonus.items():
-            sources.append(by_trend(f, ("category", window, category), _linear(w_trend, extra)))
-            sources.append(_untrending(f, window, category, _anything, extra))
+            trending_first = by_trend(f, ("category", window, category), _linear(w_trend, extra))
+            sources.extend(
+                _in_order(trending_first, _untrending(f, window, category, _anything, extra), w_trend)
+            )
         if request.category is None:
             others = _not_in(f, set(bonus))
-            sources.append(_where(by_trend(f, ("all", window), lambda t: w_trend * t), others))
-            sources.append(_untrending(f, window, None, others, 0.0))
+            trending_first = _where(by_trend(f, ("all", window), lambda t: w_trend * t), others)
+            sources.extend(_in_order(trending_first, _untrending(f, window, None, others, 0.0), w_trend))
         elif request.category not in bonus:
-            sources.append(by_trend(f, ("category", window, request.category), lambda t: w_trend * t))
-            sources.append(_untrending(f, window, request.category, _anything, 0.0))
+            trending_first = by_trend(f, ("category", window, request.category), lambda t: w_trend * t)
+            untrending = _untrending(f, window, request.category, _anything, 0.0)
+            sources.extend(_in_order(trending_first, untrending, w_trend))
         ranked = take(merge(sources), make_filter(f, request), request.k)
 
         def explain(item_id: str) -> dict[str, Any]:
