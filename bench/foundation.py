@@ -214,6 +214,7 @@ def main() -> None:
     parser.add_argument("--max-events", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=2000, help="Requests per strategy.")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--http-only", action="store_true", help="Skip the in-process measurements.")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -230,8 +231,9 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "items": len(scenario.items),
     }
-    result["in_process"] = in_process(scenario.items, events, args.users)
-    print(json.dumps(result["in_process"], indent=2), file=sys.stderr)
+    if not args.http_only:
+        result["in_process"] = in_process(scenario.items, events, args.users)
+        print(json.dumps(result["in_process"], indent=2), file=sys.stderr)
     result["http"] = over_http(scenario.items, events, args.requests)
     text = json.dumps(result, indent=2)
     print(text)
