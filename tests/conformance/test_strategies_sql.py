@@ -25,6 +25,7 @@ import pytest
 
 from freshrec.config import load_settings
 from freshrec.engine import Engine
+from freshrec.ranking import trending as trending_strategy
 from support import (
     DATASETS,
     TREND_SIZE,
@@ -255,3 +256,15 @@ def test_current_trending_window_is_the_next_slide_boundary() -> None:
     for now, end in ((1_734_566_400.0, 1_734_567_300.0), (1_734_567_890.125, 1_734_568_200.0)):
         assert math.floor(now / TREND_SLIDE) * TREND_SLIDE + TREND_SLIDE == end
         assert end - TREND_SIZE <= now < end
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_trending_for_you_global_walk_equals_sql(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With many categories, trending_for_you walks the global ranking instead of one per category."""
+    monkeypatch.setattr(trending_strategy, "PER_CATEGORY_WALKS", 0)
+    engine = engine_for(name, "late")
+    users = [*users_of(name), UNKNOWN_USER]
+    expected = expected_top(name, "trending_for_you", users)
+    got = {u: _got(engine, u, "trending_for_you") for u in users}
+    problems = _differences(name, expected, got)
+    assert not problems, f"trending_for_you, global walk ({name}): " + _report(problems, len(users))

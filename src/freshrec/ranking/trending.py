@@ -33,6 +33,9 @@ def _untrending(
             yield (neg, -pop, item_id)
 
 
+PER_CATEGORY_WALKS = 32
+
+
 def _anything(item_id: str) -> bool:
     return True
 
@@ -116,7 +119,14 @@ class TrendingForYou:
             )
         if request.category is None:
             others = _not_in(f, set(bonus))
-            trending_first = _where(by_trend(f, ("all", window), lambda t: w_trend * t), others)
+            rest = [c for c in f.catalog.groups_by_category if c not in bonus]
+            if len(rest) <= PER_CATEGORY_WALKS:
+                # few other categories: walk each one's ranking instead of skipping the user's categories
+                trending_first = merge(
+                    [by_trend(f, ("category", window, c), _linear(w_trend, 0.0)) for c in rest]
+                )
+            else:
+                trending_first = _where(by_trend(f, ("all", window), lambda t: w_trend * t), others)
             sources.extend(_in_order(trending_first, _untrending(f, window, None, others, 0.0), w_trend))
         elif request.category not in bonus:
             trending_first = by_trend(f, ("category", window, request.category), lambda t: w_trend * t)
