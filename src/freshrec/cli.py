@@ -167,6 +167,18 @@ def _feed(
     return counts
 
 
+def _feed_into(
+    sink: Sink, files: tuple[Path, ...], fmt: str, kind: Kind | None, rate: float | None, batch: int
+) -> dict[str, int]:
+    """:func:`_feed`, turning a bad file or a refused batch into a clear CLI error; closes the sink."""
+    try:
+        return _feed(files, fmt, kind, sink, rate, batch)
+    except (BadFile, RejectedBatch) as exc:
+        raise click.ClickException(f"{exc} (everything before this batch was stored)") from None
+    finally:
+        sink.close()
+
+
 @main.command()
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -195,13 +207,7 @@ def replay(
     config: Path | None,
 ) -> None:
     """Feed events and items from FILES (JSON lines, CSV, .gz; DataSQRL) into a server or a data dir."""
-    sink = _sink(url, data_dir, config, api_key)
-    try:
-        counts = _feed(files, fmt, kind, sink, rate, batch)
-    except (BadFile, RejectedBatch) as exc:
-        raise click.ClickException(f"{exc} (everything before this batch was stored)") from None
-    finally:
-        sink.close()
+    counts = _feed_into(_sink(url, data_dir, config, api_key), files, fmt, kind, rate, batch)
     console.print(f"[green]done[/]: {counts['event']:,} events, {counts['item']:,} items")
 
 
@@ -225,13 +231,7 @@ def import_items(
     config: Path | None,
 ) -> None:
     """Bulk-import catalog items from FILE (JSON lines or CSV; columns named as the item fields)."""
-    sink = _sink(url, data_dir, config, api_key)
-    try:
-        counts = _feed((file,), fmt, "item", sink, None, batch)
-    except (BadFile, RejectedBatch) as exc:
-        raise click.ClickException(f"{exc} (everything before this batch was stored)") from None
-    finally:
-        sink.close()
+    counts = _feed_into(_sink(url, data_dir, config, api_key), (file,), fmt, "item", None, batch)
     console.print(f"[green]done[/]: {counts['item']:,} items")
 
 

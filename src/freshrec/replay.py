@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -65,22 +66,26 @@ class DataDirSink:
         self.engine = self.datadir.open_engine()
 
     def events(self, batch: list[dict[str, Any]]) -> None:
-        try:
+        with _rejected():
             self.engine.ingest(batch)
-        except InvalidInput as exc:
-            details = "; ".join(f"#{d.index} {d.field}: {d.message}" for d in exc.details[:10])
-            raise RejectedBatch(f"{exc.error}{' — ' + details if details else ''}") from None
         self.datadir.maybe_snapshot()
 
     def items(self, batch: list[dict[str, Any]]) -> None:
-        try:
+        with _rejected():
             self.engine.upsert_items(batch)
-        except InvalidInput as exc:
-            details = "; ".join(f"#{d.index} {d.field}: {d.message}" for d in exc.details[:10])
-            raise RejectedBatch(f"{exc.error}{' — ' + details if details else ''}") from None
 
     def close(self) -> None:
         self.datadir.close()
+
+
+@contextmanager
+def _rejected() -> Iterator[None]:
+    """Re-raise the engine's :class:`InvalidInput` as a :class:`RejectedBatch` naming the problems."""
+    try:
+        yield
+    except InvalidInput as exc:
+        details = "; ".join(f"#{d.index} {d.field}: {d.message}" for d in exc.details[:10])
+        raise RejectedBatch(f"{exc.error}{' — ' + details if details else ''}") from None
 
 
 def batched(
