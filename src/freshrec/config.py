@@ -98,6 +98,15 @@ class ViewSettings(BaseModel):
     trending_click_weight: float = 2.0
     trending_unique_user_weight: float = 3.0
     history_length: int = Field(200, ge=1, description="user_history: last N interactions per user.")
+    co_visit_window_seconds: float = Field(
+        600.0, gt=0, description="co_visits: an after-event within this many seconds of a before-event."
+    )
+    co_visit_allowed_lateness_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="co_visits are exact for events at most this much older than the user's newest event; "
+        "later ones are left out of co_visits (counted in /health). Per-user state spans window + lateness.",
+    )
 
     @model_validator(mode="after")
     def _hop_divides_window(self) -> ViewSettings:

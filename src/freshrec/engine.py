@@ -20,15 +20,18 @@ from freshrec.catalog import Catalog, Item, ItemIn, validate_items
 from freshrec.config import Settings
 from freshrec.errors import FieldProblem, InvalidInput, NotFound
 from freshrec.events import Event, validate_events
-from freshrec.ranking.base import Features, Recommendation, Request, Strategy
+from freshrec.ranking.base import Features, ItemStrategy, Recommendation, Request, Strategy
 from freshrec.ranking.hybrid import Hybrid
 from freshrec.ranking.profile import Personalized, Session
+from freshrec.ranking.related import AlsoBought as AlsoBoughtStrategy
+from freshrec.ranking.related import CoVisit
 from freshrec.ranking.trending import Trending, TrendingForYou
 from freshrec.state.base import StateStore, open_state
 from freshrec.tiers import PriceTiers
 from freshrec.views.base import ItemAware, Resolved, Row, View
 from freshrec.views.brand import UserBrandProfile
 from freshrec.views.category import UserCategoryAffinity, UserCategoryProfile, UserRecentActivity
+from freshrec.views.covisit import AlsoBought, CoVisits
 from freshrec.views.history import UserHistory
 from freshrec.views.popularity import ItemPopularity
 from freshrec.views.price import UserPriceSensitivity
@@ -84,6 +87,8 @@ class Engine:
         trending = ContentTrending(settings)
         popularity = ItemPopularity(settings)
         history = UserHistory(settings)
+        co_visits = CoVisits(settings)
+        also_bought = AlsoBought()
         views: list[View] = [
             category_profile,
             category_affinity,
@@ -92,6 +97,8 @@ class Engine:
             recent,
             trending,
             popularity,
+            co_visits,
+            also_bought,
             history,
         ]
         self.views: dict[str, View] = {v.name: v for v in views}
@@ -109,6 +116,7 @@ class Engine:
             trending=trending,
             popularity=popularity,
             history=history,
+            co_visits=co_visits,
         )
         strategies: dict[str, Strategy] = {
             "personalized": Personalized(self.features),
@@ -116,8 +124,14 @@ class Engine:
             "trending": Trending(self.features),
             "trending_for_you": TrendingForYou(self.features),
         }
+        covisit = CoVisit(self.features)
+        strategies["covisit"] = covisit
         strategies["hybrid"] = Hybrid(self.features, dict(strategies))
         self.strategies = strategies
+        self.item_strategies: dict[str, ItemStrategy] = {
+            "covisit": covisit,
+            "also_bought": AlsoBoughtStrategy(self.features),
+        }
 
     @classmethod
     def in_memory(cls, settings: Settings) -> Engine:
@@ -293,6 +307,30 @@ class Engine:
         )
         return chosen.recommend(request)
 
+    def recommend_for_item(
+        self,
+        item_id: str,
+        strategy: str = "covisit",
+        k: int = 10,
+        user_id: str | None = None,
+        category: str | None = None,
+        explain: bool = False,
+    ) -> list[Recommendation]:
+        """Items related to ``item_id`` (SPEC §5 item recommendations); filtered for ``user_id`` if given."""
+        chosen = self.item_strategies.get(strategy)
+        if chosen is None:
+            known = ", ".join(sorted(self.item_strategies))
+            message = f"unknown item strategy {strategy!r}; available: {known}"
+            raise InvalidInput(message, [FieldProblem(0, "strategy", message)])
+        if not 1 <= k <= self.settings.strategies.max_k:
+            message = f"k must be between 1 and {self.settings.strategies.max_k}"
+            raise InvalidInput(message, [FieldProblem(0, "k", message)])
+        purchased = self.purchased_items(user_id) if user_id is not None else frozenset()
+        request = Request(
+            user_id=user_id, k=k, now=self.now(), category=category, explain=explain, purchased=purchased
+        )
+        return chosen.for_item(item_id, request)
+
     def purchased_items(self, user_id: str) -> frozenset[str] | set[str]:
         return self.features.history.purchased(self.store, user_id)
 
@@ -386,6 +424,7 @@ class Engine:
             "items": len(self.catalog),
             "applied_events": self.applied_events,
             "duplicate_events": self.duplicate_events,
+            "co_visit_late_events": self.features.co_visits.late_events,
             "clock": self.settings.clock,
             "now": self.now(),
             **self.store.stats(),
@@ -402,6 +441,7 @@ class Engine:
                 "event_clock": self.event_clock,
                 "applied_events": self.applied_events,
                 "last_forget": self._last_forget,
+                "co_visit_late_events": self.features.co_visits.late_events,
             },
             protocol=pickle.HIGHEST_PROTOCOL,
         )
@@ -415,3 +455,4 @@ class Engine:
         self.event_clock = data["event_clock"]
         self.applied_events = data["applied_events"]
         self._last_forget = data["last_forget"]
+        self.features.co_visits.late_events = data.get("co_visit_late_events", 0)

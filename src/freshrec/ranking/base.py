@@ -7,7 +7,7 @@ with scores rounded to 9 decimals so that float noise between two equal sums nev
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,6 +16,7 @@ from freshrec.config import Settings
 from freshrec.state.base import StateStore
 from freshrec.views.brand import UserBrandProfile
 from freshrec.views.category import UserCategoryAffinity, UserCategoryProfile, UserRecentActivity
+from freshrec.views.covisit import CoVisits
 from freshrec.views.history import UserHistory
 from freshrec.views.popularity import ALL as POPULARITY_ALL
 from freshrec.views.popularity import RANKS as POPULARITY_RANKS
@@ -68,6 +69,7 @@ class Features:
     trending: ContentTrending
     popularity: ItemPopularity
     history: UserHistory
+    co_visits: CoVisits
 
     def pop(self, item_id: str) -> float:
         return self.popularity.popularity(self.store, item_id)
@@ -78,12 +80,22 @@ class Features:
 
 
 class Strategy(Protocol):
-    """A way to rank items for a request."""
+    """A way to rank items for a user (or anyone)."""
 
     name: str
 
     def recommend(self, request: Request) -> list[Recommendation]:
         """The top ``request.k`` items that pass the request's filters."""
+        ...
+
+
+class ItemStrategy(Protocol):
+    """A way to rank items related to one item."""
+
+    name: str
+
+    def for_item(self, item_id: str, request: Request) -> list[Recommendation]:
+        """The top ``request.k`` related items that pass the filters (never the item itself)."""
         ...
 
 
@@ -140,16 +152,23 @@ def sorted_group(features: Features, score: float, item_ids: Iterable[str]) -> I
 def by_trend(
     features: Features, ranking: tuple[Any, ...], score_of: Callable[[float], float]
 ) -> Iterator[Entry]:
-    """Items of a trending ranking in result order, ``score_of`` mapping trending score to score.
-
-    The ranking breaks ties by item id; runs of equal trending score are re-ordered by popularity.
-    """
+    """Items of a trending ranking in result order, ``score_of`` mapping trending score to score."""
     from freshrec.views.trending import RANKS
 
+    return by_ranking(features, RANKS, ranking, score_of)
+
+
+def by_ranking(
+    features: Features, ns: str, ranking: Hashable, score_of: Callable[[float], float] = float
+) -> Iterator[Entry]:
+    """Members of a ranking in result order, ``score_of`` mapping the ranking's score to the score.
+
+    Rankings break ties by member; runs of equal score are re-ordered by popularity (SPEC §4).
+    """
     pop = features.pop
     run: list[Entry] = []
     run_value: float | None = None
-    for item_id, value in features.store.rank_iter(RANKS, ranking):
+    for item_id, value in features.store.rank_iter(ns, ranking):
         if value != run_value:
             if run:
                 run.sort()

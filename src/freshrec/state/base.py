@@ -110,6 +110,10 @@ class StateStore(Protocol):
         """``(member, score)`` in score-descending, member-ascending order."""
         ...
 
+    def rank_names(self, ns: str) -> Iterable[Hashable]:
+        """The rankings of a namespace (for full reads of a view)."""
+        ...
+
     def rank_size(self, ns: str, ranking: Hashable) -> int:
         """Members in ``ranking``."""
         ...
@@ -131,6 +135,21 @@ class StateStore(Protocol):
 
     def set_members(self, ns: str, key: str) -> frozenset[str] | set[str]:
         """Members of the set ``key`` (empty when none)."""
+        ...
+
+    # -- timelines ----------------------------------------------------------------------------------
+    def timeline_add(self, ns: str, key: str, ts: float, value: str) -> None:
+        """Add ``value`` at time ``ts`` to the timeline ``key`` (a sorted set by time in Redis)."""
+
+    def timeline_range(self, ns: str, key: str, low: float, high: float) -> list[tuple[float, str]]:
+        """Entries with ``low <= ts <= high``, in time order (equal times: in the order added)."""
+        ...
+
+    def timeline_trim(self, ns: str, key: str, before: float) -> None:
+        """Drop the entries of ``key`` older than ``before``."""
+
+    def timeline_last(self, ns: str, key: str) -> float | None:
+        """The largest time in the timeline, or None when it is empty."""
         ...
 
     # -- idempotency --------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ class MemoryState:
         self._window_rankings: dict[str, dict[float, set[Hashable]]] = defaultdict(dict)
         self._bounded: dict[str, dict[str, list[tuple[Any, Any]]]] = defaultdict(dict)
         self._sets: dict[str, dict[str, set[str]]] = defaultdict(dict)
+        self._timelines: dict[str, dict[str, list[tuple[float, int, str]]]] = defaultdict(dict)
+        self._timeline_seq = 0
         self._seen: dict[str, float] = {}
 
     # -- batches ------------------------------------------------------------------------------------
@@ -193,6 +195,9 @@ class MemoryState:
             return iter(())
         return target.iter_desc()
 
+    def rank_names(self, ns: str) -> Iterable[Hashable]:
+        return list(self._rankings[ns])
+
     def rank_size(self, ns: str, ranking: Hashable) -> int:
         target = self._rankings[ns].get(ranking)
         return 0 if target is None else len(target)
@@ -229,6 +234,35 @@ class MemoryState:
     def set_members(self, ns: str, key: str) -> frozenset[str] | set[str]:
         return self._sets[ns].get(key) or frozenset()
 
+    # -- timelines ----------------------------------------------------------------------------------
+    def timeline_add(self, ns: str, key: str, ts: float, value: str) -> None:
+        entries = self._timelines[ns].get(key)
+        self._timeline_seq += 1
+        entry = (ts, self._timeline_seq, value)
+        if entries is None:
+            self._timelines[ns][key] = [entry]
+        elif ts >= entries[-1][0]:
+            entries.append(entry)
+        else:
+            bisect.insort(entries, entry)
+
+    def timeline_range(self, ns: str, key: str, low: float, high: float) -> list[tuple[float, str]]:
+        entries = self._timelines[ns].get(key)
+        if not entries:
+            return []
+        start = bisect.bisect_left(entries, (low,))
+        end = bisect.bisect_right(entries, (high, float("inf")))
+        return [(ts, value) for ts, _, value in entries[start:end]]
+
+    def timeline_trim(self, ns: str, key: str, before: float) -> None:
+        entries = self._timelines[ns].get(key)
+        if entries and entries[0][0] < before:
+            del entries[: bisect.bisect_left(entries, (before,))]
+
+    def timeline_last(self, ns: str, key: str) -> float | None:
+        entries = self._timelines[ns].get(key)
+        return entries[-1][0] if entries else None
+
     # -- idempotency --------------------------------------------------------------------------------
     def seen(self, event_id: str) -> bool:
         return event_id in self._seen
@@ -251,9 +285,9 @@ class MemoryState:
 
     # -- whole state ---------------------------------------------------------------------------------
     def dump(self) -> bytes:
-        return pickle.dumps(
-            {name: _plain(getattr(self, name)) for name in _PARTS}, protocol=pickle.HIGHEST_PROTOCOL
-        )
+        parts: dict[str, Any] = {name: _plain(getattr(self, name)) for name in _PARTS}
+        parts["timeline_seq"] = self._timeline_seq
+        return pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL)
 
     def load(self, blob: bytes) -> None:
         parts = pickle.loads(blob)
@@ -262,6 +296,7 @@ class MemoryState:
                 self._seen = parts[name]
             else:
                 setattr(self, name, defaultdict(dict, parts[name]))
+        self._timeline_seq = parts.get("timeline_seq", 0)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -281,6 +316,7 @@ _PARTS = (
     "_window_rankings",
     "_bounded",
     "_sets",
+    "_timelines",
     "_seen",
 )
 

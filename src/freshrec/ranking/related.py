@@ -1,0 +1,117 @@
+"""Item-to-item strategies: ``covisit`` and ``also_bought`` (for an item; ``covisit`` also for a user)."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+
+from freshrec.ranking.base import (
+    Features,
+    Recommendation,
+    Request,
+    by_ranking,
+    make_filter,
+    rounded,
+    take,
+)
+from freshrec.views.covisit import ALSO_BOUGHT_RANKS, CO_VISIT_RANKS
+
+
+class CoVisit:
+    """After-items of ``co_visits`` by frequency; for a user, summed over their last items."""
+
+    name = "covisit"
+
+    def __init__(self, features: Features, last_items: int = 5) -> None:
+        self.features = features
+        self.last_items = last_items
+
+    def for_item(self, item_id: str, request: Request) -> list[Recommendation]:
+        f = self.features
+        accept = make_filter(f, request)
+        ranked = take(by_ranking(f, CO_VISIT_RANKS, item_id), lambda i: i != item_id and accept(i), request.k)
+        return [
+            Recommendation(
+                i, s, {"frequency": int(s), "because_you_viewed": item_id} if request.explain else None
+            )
+            for i, s in ranked
+        ]
+
+    def recommend(self, request: Request) -> list[Recommendation]:
+        """Threshold algorithm over the after-item rankings of the user's last distinct items."""
+        f = self.features
+        assert request.user_id is not None
+        sources: list[str] = []
+        for item_id, _, _ in f.history.recent_items(f.store, request.user_id):
+            if item_id not in sources:
+                sources.append(item_id)
+            if len(sources) >= self.last_items:
+                break
+        if not sources:
+            return []
+        accept = make_filter(f, request)
+        exclude = set(sources)
+        store = f.store
+        iterators: list[Iterator[tuple[str, float]] | None] = [
+            store.rank_iter(CO_VISIT_RANKS, s) for s in sources
+        ]
+        frontier = [float("inf")] * len(iterators)
+        scored: dict[str, float] = {}
+        top: list[float] = []  # min-heap of the k best scores so far
+        while any(it is not None for it in iterators):
+            for n, it in enumerate(iterators):
+                if it is None:
+                    continue
+                nxt = next(it, None)
+                if nxt is None:
+                    iterators[n] = None
+                    frontier[n] = 0.0
+                    continue
+                item_id, value = nxt
+                frontier[n] = value
+                if item_id in scored or item_id in exclude or not accept(item_id):
+                    continue
+                total = rounded(sum(store.rank_score(CO_VISIT_RANKS, s, item_id) or 0.0 for s in sources))
+                scored[item_id] = total
+                heapq.heappush(top, total)
+                if len(top) > request.k:
+                    heapq.heappop(top)
+            # an item not seen yet scores at most the sum of the frontiers
+            if len(top) >= request.k and top[0] > sum(frontier):
+                break
+        best = sorted((-v, -f.pop(i), i) for i, v in scored.items())[: request.k]
+        explain = request.explain
+        return [
+            Recommendation(
+                i,
+                -neg,
+                {
+                    s: int(store.rank_score(CO_VISIT_RANKS, s, i) or 0)
+                    for s in sources
+                    if store.rank_score(CO_VISIT_RANKS, s, i)
+                }
+                if explain
+                else None,
+            )
+            for neg, _, i in best
+        ]
+
+
+class AlsoBought:
+    """Items bought by the most users who also bought this one."""
+
+    name = "also_bought"
+
+    def __init__(self, features: Features) -> None:
+        self.features = features
+
+    def for_item(self, item_id: str, request: Request) -> list[Recommendation]:
+        f = self.features
+        accept = make_filter(f, request)
+        ranked = take(
+            by_ranking(f, ALSO_BOUGHT_RANKS, item_id), lambda i: i != item_id and accept(i), request.k
+        )
+        return [
+            Recommendation(i, s, {"users": int(s), "bought_with": item_id} if request.explain else None)
+            for i, s in ranked
+        ]
