@@ -40,6 +40,9 @@ class ItemIn(BaseModel):
     content_type: str | None = Field(None, max_length=256)
     tags: list[str] = Field(default_factory=list, max_length=256)
     properties: dict[str, Any] | None = None
+    embedding: list[float] | None = Field(
+        None, max_length=8192, description="The item's own vector (else it is computed from its text)."
+    )
 
 
 @dataclass(slots=True)
@@ -143,7 +146,7 @@ class Catalog:
         """Insert or replace an item; returns ``(old, new)``."""
         stamp = time.time() if now is None else now
         old = self.items.get(incoming.item_id)
-        item = Item(**incoming.model_dump())
+        item = Item(**incoming.model_dump(exclude={"embedding"}))
         item.created_at = old.created_at if old is not None and not old.observed else stamp
         item.updated_at = stamp
         self._put(item, old)

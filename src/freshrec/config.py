@@ -130,15 +130,43 @@ class StrategySettings(BaseModel):
     trending_for_you_trending_weight: float = 0.4
     trending_for_you_affinity_weight: float = 0.6
     hybrid_weights: dict[str, float] = Field(
-        default_factory=lambda: {"session": 0.5, "personalized": 0.3, "trending_for_you": 0.2}
+        default_factory=lambda: {
+            "session": 0.35,
+            "personalized": 0.2,
+            "trending_for_you": 0.1,
+            "covisit": 0.2,
+            "similar_content": 0.15,
+        }
     )
-    hybrid_fallback: list[str] = Field(default_factory=lambda: ["personalized", "trending"])
+    hybrid_fallback: list[str] = Field(
+        default_factory=lambda: ["personalized", "similar_content", "trending"]
+    )
+    covisit_last_items: int = Field(5, ge=1, description="covisit for a user: from their last N items.")
     hybrid_candidates_per_source: int = Field(100, ge=1)
     hybrid_intent_every: int = Field(
         3, ge=0, description="Every n-th hybrid slot (2nd, 5th, ...) shows recent-session intent; 0 = off."
     )
     hybrid_intent_categories: int = Field(2, ge=1, description="Recent categories that get intent slots.")
     max_k: int = Field(500, ge=1)
+
+
+class EmbeddingSettings(BaseModel):
+    """Item text embeddings and the vector index (similar_content, user_interest)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        "minilm",
+        description="'minilm' (all-MiniLM-L6-v2 on onnxruntime), 'sentence-transformers:<model>', "
+        "'precomputed:<dim>' (items carry `embedding`), or 'none'.",
+    )
+    text_fields: list[str] = Field(
+        default_factory=lambda: ["title", "text"], description="Item fields embedded, joined by a newline."
+    )
+    batch_size: int = Field(64, ge=1)
+    exact_threshold: int = Field(
+        20_000, ge=0, description="Items up to which similarity search is exact; an ANN index above."
+    )
 
 
 class StorageSettings(BaseModel):
@@ -178,6 +206,7 @@ class Settings(BaseSettings):
     price_tiers: PriceTierSettings = Field(default_factory=PriceTierSettings)
     views: ViewSettings = Field(default_factory=ViewSettings)
     strategies: StrategySettings = Field(default_factory=StrategySettings)
+    embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
 

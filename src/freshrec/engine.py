@@ -18,9 +18,11 @@ from typing import Any, Protocol
 
 from freshrec.catalog import Catalog, Item, ItemIn, validate_items
 from freshrec.config import Settings
+from freshrec.content import ContentIndex
 from freshrec.errors import FieldProblem, InvalidInput, NotFound
 from freshrec.events import Event, validate_events
 from freshrec.ranking.base import Features, ItemStrategy, Recommendation, Request, Strategy
+from freshrec.ranking.content import SimilarContent
 from freshrec.ranking.hybrid import Hybrid
 from freshrec.ranking.profile import Personalized, Session
 from freshrec.ranking.related import AlsoBought as AlsoBoughtStrategy
@@ -33,6 +35,7 @@ from freshrec.views.brand import UserBrandProfile
 from freshrec.views.category import UserCategoryAffinity, UserCategoryProfile, UserRecentActivity
 from freshrec.views.covisit import AlsoBought, CoVisits
 from freshrec.views.history import UserHistory
+from freshrec.views.interest import UserInterest
 from freshrec.views.popularity import ItemPopularity
 from freshrec.views.price import UserPriceSensitivity
 from freshrec.views.trending import ContentTrending
@@ -72,6 +75,7 @@ class Engine:
         self.store = store if store is not None else open_state(settings.state)
         self.tiers = PriceTiers(settings.price_tiers)
         self.catalog = Catalog(self.tiers)
+        self.content = ContentIndex(settings.embeddings, self.catalog)
         self.weights = dict(settings.events.weights)
         self.journal: Journal | None = None
         self.event_clock = 0.0
@@ -89,6 +93,7 @@ class Engine:
         history = UserHistory(settings)
         co_visits = CoVisits(settings)
         also_bought = AlsoBought()
+        interest = UserInterest(self.content.vector_of)
         views: list[View] = [
             category_profile,
             category_affinity,
@@ -99,6 +104,7 @@ class Engine:
             popularity,
             co_visits,
             also_bought,
+            interest,
             history,
         ]
         self.views: dict[str, View] = {v.name: v for v in views}
@@ -124,14 +130,20 @@ class Engine:
             "trending": Trending(self.features),
             "trending_for_you": TrendingForYou(self.features),
         }
-        covisit = CoVisit(self.features)
+        covisit = CoVisit(self.features, settings.strategies.covisit_last_items)
         strategies["covisit"] = covisit
+        self.similar: SimilarContent | None = None
+        if self.content.vectors is not None:
+            self.similar = SimilarContent(self.features, self.content.vectors, interest)
+            strategies["similar_content"] = self.similar
         strategies["hybrid"] = Hybrid(self.features, dict(strategies))
         self.strategies = strategies
         self.item_strategies: dict[str, ItemStrategy] = {
             "covisit": covisit,
             "also_bought": AlsoBoughtStrategy(self.features),
         }
+        if self.similar is not None:
+            self.item_strategies["similar_content"] = self.similar
 
     @classmethod
     def in_memory(cls, settings: Settings) -> Engine:
@@ -233,10 +245,15 @@ class Engine:
             if all(isinstance(i, ItemIn) for i in raw)
             else validate_items([i.model_dump() if isinstance(i, ItemIn) else i for i in raw])
         )
+        prepared = self.content.prepare(incoming)
         stamp = time.time()
         if self.journal is not None:
-            self.journal.append([items_record(incoming, stamp)])
-        return self.apply_items(incoming, stamp)
+            self.journal.append([items_record(prepared, stamp)])
+        return self.apply_items(prepared, stamp)
+
+    def prepare_items(self, incoming: Sequence[ItemIn]) -> list[ItemIn]:
+        """Items with their embeddings computed (slow: the API runs it in a worker thread)."""
+        return self.content.prepare(incoming)
 
     def apply_items(self, incoming: Sequence[ItemIn], stamp: float) -> list[Item]:
         out = []
@@ -244,6 +261,7 @@ class Engine:
             old, new = self.catalog.upsert(one, stamp)
             self._item_changed(old, new)
             out.append(new)
+        self.content.apply(incoming)
         return out
 
     def delete_item(self, item_id: str) -> bool:
@@ -257,6 +275,7 @@ class Engine:
         old = self.catalog.delete(item_id)
         if old is not None:
             self._item_changed(old, None)
+            self.content.remove(item_id)
         return old is not None
 
     def apply_record(self, record: Mapping[str, Any]) -> None:
@@ -330,6 +349,27 @@ class Engine:
             user_id=user_id, k=k, now=self.now(), category=category, explain=explain, purchased=purchased
         )
         return chosen.for_item(item_id, request)
+
+    def co_visits_of(self, item_id: str, limit: int = 10) -> list[tuple[str, int]]:
+        """``co_visits`` after-items of ``item_id``, most frequent first (ties per SPEC §4), unfiltered."""
+        from freshrec.ranking.base import by_ranking
+        from freshrec.views.covisit import CO_VISIT_RANKS
+
+        out: list[tuple[str, int]] = []
+        for neg_score, _, after in by_ranking(self.features, CO_VISIT_RANKS, item_id):
+            out.append((after, int(-neg_score)))
+            if len(out) >= limit:
+                break
+        return out
+
+    def similar_content_for_user(self, user_id: str, limit: int = 10) -> list[tuple[str, float]]:
+        """Items closest to the user's interest centroid, unfiltered (the DataSQRL ``SimilarContent``)."""
+        if self.similar is None:
+            return []
+        vector = self.similar.user_vector(user_id)
+        if vector is None or self.content.vectors is None:
+            return []
+        return self.content.vectors.search(vector, limit)
 
     def purchased_items(self, user_id: str) -> frozenset[str] | set[str]:
         return self.features.history.purchased(self.store, user_id)
@@ -442,6 +482,7 @@ class Engine:
                 "applied_events": self.applied_events,
                 "last_forget": self._last_forget,
                 "co_visit_late_events": self.features.co_visits.late_events,
+                "vectors": self.content.dump(),
             },
             protocol=pickle.HIGHEST_PROTOCOL,
         )
@@ -456,3 +497,4 @@ class Engine:
         self.applied_events = data["applied_events"]
         self._last_forget = data["last_forget"]
         self.features.co_visits.late_events = data.get("co_visit_late_events", 0)
+        self.content.load(data.get("vectors"))

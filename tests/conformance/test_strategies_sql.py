@@ -227,7 +227,7 @@ def test_trending_falls_back_to_popularity_when_the_window_is_empty() -> None:
     name = "default"
     items, events = dataset(name)
     unique = list({e["event_id"]: e for e in events}.values())
-    engine = Engine.in_memory(load_settings(clock="wall"))
+    engine = Engine.in_memory(load_settings(clock="wall", embeddings={"model": "none"}))
     engine.upsert_items(items)
     for start in range(0, len(unique), 500):
         engine.ingest(unique[start : start + 500])

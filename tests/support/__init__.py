@@ -323,7 +323,7 @@ def expected_view(name: str, view: str) -> list[Row]:
 def engine_for(name: str, order: str) -> Engine:
     """An event-clock engine that was given the catalog, then the events in ``order``, in chunks of 500."""
     items, _ = dataset(name)
-    engine = Engine.in_memory(load_settings(clock="event"))
+    engine = Engine.in_memory(load_settings(clock="event", embeddings={"model": "none"}))
     engine.upsert_items(items)
     for chunk in eventgen.chunks(arrival(name, order), CHUNK):
         engine.ingest(chunk)

@@ -14,8 +14,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from freshrec.api.graphql import graphql_router
 from freshrec.api.responses import JSON
-from freshrec.api.routes import events, items, meta, users
+from freshrec.api.routes import events, items, meta, related, users
+from freshrec.catalog import ItemIn
 from freshrec.engine import Engine
 from freshrec.errors import InvalidInput, NotFound
 from freshrec.metrics import Metrics
@@ -31,6 +33,12 @@ class Runtime:
         self.write_lock = asyncio.Lock()
         self.metrics = Metrics()
         self.started = time.time()
+
+    async def prepare_items(self, items: list[ItemIn]) -> list[ItemIn]:
+        """Compute the items' embeddings in a worker thread (reads go on meanwhile)."""
+        if self.engine.content.embedder is None:
+            return items
+        return await asyncio.to_thread(self.engine.prepare_items, items)
 
     async def journal_and_apply(self, records: list[dict[str, Any]], apply: Callable[[], Any]) -> Any:
         """Make ``records`` durable (off the event loop), then apply them; caller holds the write lock."""
@@ -74,8 +82,9 @@ def create_app(engine: Engine, datadir: DataDir | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    for module in (events, items, users, meta):
+    for module in (events, related, items, users, meta):
         app.include_router(module.router)
+    app.include_router(graphql_router(), tags=["graphql"])
 
     @app.exception_handler(InvalidInput)
     async def invalid_input(request: Request, exc: InvalidInput) -> JSON:

@@ -28,7 +28,7 @@ def _decode(body: bytes) -> Any:
 
 
 @router.put(
-    "/v1/items/{item_id}",
+    "/v1/items/{item_id:path}",
     dependencies=[Depends(require_write)],
     responses=ERRORS,
     openapi_extra={"requestBody": {"content": {"application/json": {"schema": _ITEM_SCHEMA}}}},
@@ -43,11 +43,11 @@ async def put_item(item_id: str, request: Request) -> JSON:
         raise InvalidInput(
             f"item_id in the body ({payload['item_id']!r}) differs from the path ({item_id!r})"
         )
-    item = validate_item({**payload, "item_id": item_id})
+    prepared = await rt.prepare_items([validate_item({**payload, "item_id": item_id})])
     stamp = time.time()
     async with rt.write_lock:
         stored = await rt.journal_and_apply(
-            [items_record([item], stamp)], lambda: rt.engine.apply_items([item], stamp)
+            [items_record(prepared, stamp)], lambda: rt.engine.apply_items(prepared, stamp)
         )
     return JSON(stored[0].to_json())
 
@@ -63,7 +63,7 @@ async def put_item(item_id: str, request: Request) -> JSON:
 )
 async def post_items(request: Request) -> JSON:
     rt = runtime(request)
-    items = validate_items(_decode(await read_body(request, MAX_ITEMS_BODY)))
+    items = await rt.prepare_items(validate_items(_decode(await read_body(request, MAX_ITEMS_BODY))))
     stamp = time.time()
     async with rt.write_lock:
         await rt.journal_and_apply([items_record(items, stamp)], lambda: rt.engine.apply_items(items, stamp))
@@ -71,7 +71,9 @@ async def post_items(request: Request) -> JSON:
     return JSON({"upserted": len(items), "item_ids": [i.item_id for i in items]})
 
 
-@router.get("/v1/items/{item_id}", dependencies=[Depends(require_read)], responses=ERRORS, summary="One item")
+@router.get(
+    "/v1/items/{item_id:path}", dependencies=[Depends(require_read)], responses=ERRORS, summary="One item"
+)
 async def get_item(item_id: str, request: Request) -> JSON:
     item = runtime(request).engine.catalog.get(item_id)
     if item is None:
@@ -80,7 +82,10 @@ async def get_item(item_id: str, request: Request) -> JSON:
 
 
 @router.delete(
-    "/v1/items/{item_id}", dependencies=[Depends(require_write)], responses=ERRORS, summary="Remove an item"
+    "/v1/items/{item_id:path}",
+    dependencies=[Depends(require_write)],
+    responses=ERRORS,
+    summary="Remove an item",
 )
 async def delete_item(item_id: str, request: Request) -> JSON:
     rt = runtime(request)

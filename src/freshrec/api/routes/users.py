@@ -14,7 +14,7 @@ router = APIRouter(tags=["users"], dependencies=[Depends(require_read)])
 
 
 @router.get(
-    "/v1/users/{user_id}/recommendations",
+    "/v1/users/{user_id:path}/recommendations",
     responses={200: {"model": Recommendations}, **ERRORS},
     summary="Top-k items for a user",
 )
@@ -42,7 +42,7 @@ async def user_recommendations(
     return JSON({"user_id": user_id, "strategy": name, "request_id": request_id(), "items": items})
 
 
-@router.get("/v1/users/{user_id}/profile", responses=ERRORS, summary="What freshrec knows about a user")
+@router.get("/v1/users/{user_id:path}/profile", responses=ERRORS, summary="What freshrec knows about a user")
 async def user_profile(
     user_id: str, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 20
 ) -> JSON:

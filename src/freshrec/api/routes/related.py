@@ -1,0 +1,46 @@
+"""``GET /v1/items/{item_id}/recommendations``: items related to an item."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from freshrec.api.deps import request_id, require_read, runtime
+from freshrec.api.responses import JSON
+from freshrec.api.schemas import ERRORS
+
+router = APIRouter(tags=["items"], dependencies=[Depends(require_read)])
+
+
+@router.get(
+    "/v1/items/{item_id:path}/recommendations",
+    responses=ERRORS,
+    summary="Items related to an item (covisit, also_bought, similar_content)",
+)
+async def item_recommendations(
+    item_id: str,
+    request: Request,
+    k: Annotated[int, Query(ge=1, description="How many items.")] = 10,
+    strategy: Annotated[
+        str, Query(description="covisit (default), also_bought, similar_content")
+    ] = "covisit",
+    user_id: Annotated[str | None, Query(description="Leave out what this user bought.")] = None,
+    category: Annotated[str | None, Query(description="Only items of this category.")] = None,
+    explain: Annotated[bool, Query(description="Include each item's reasons.")] = False,
+) -> JSON:
+    engine = runtime(request).engine
+    recs = engine.recommend_for_item(
+        item_id, strategy, k=k, user_id=user_id, category=category or None, explain=explain
+    )
+    items: list[dict[str, Any]] = []
+    for rec in recs:
+        entry: dict[str, Any] = {"item_id": rec.item_id, "score": rec.score}
+        if strategy == "covisit":
+            entry["frequency"] = int(rec.score)
+        elif strategy == "also_bought":
+            entry["users"] = int(rec.score)
+        if explain:
+            entry["reasons"] = rec.reasons
+        items.append(entry)
+    return JSON({"item_id": item_id, "strategy": strategy, "request_id": request_id(), "items": items})
