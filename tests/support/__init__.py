@@ -82,6 +82,8 @@ VIEW_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "item_popularity": (("item_id",), (*COUNT_COLUMNS, "weighted_total")),
     "user_history": (("user_id", "event_id"), ("item_id", "type", "timestamp")),
+    "co_visits": (("before_item", "after_item"), ("frequency",)),
+    "also_bought": (("item_id", "other_item_id"), ("users",)),
 }
 
 
@@ -210,6 +212,19 @@ VIEW_SQL: dict[str, str] = {
         FROM events
         QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY ts DESC, event_id DESC) <= {HISTORY_LENGTH}
     """,
+    # Every pair of one user's events with 0 < after.ts - before.ts <= 10 min (the self-join, no de-dup).
+    "co_visits": """
+        SELECT b.item_id AS before_item, a.item_id AS after_item, count(*) AS frequency
+        FROM events b JOIN events a ON a.user_id = b.user_id AND b.ts < a.ts AND b.ts >= a.ts - 600
+        GROUP BY 1, 2
+    """,
+    # Two different items: how many distinct users purchased both.
+    "also_bought": """
+        WITH bought AS (SELECT DISTINCT user_id, item_id FROM events WHERE type = 'purchase')
+        SELECT x.item_id, y.item_id AS other_item_id, count(DISTINCT x.user_id) AS users
+        FROM bought x JOIN bought y ON x.user_id = y.user_id AND x.item_id <> y.item_id
+        GROUP BY 1, 2
+    """,
 }
 
 
@@ -323,7 +338,11 @@ def expected_view(name: str, view: str) -> list[Row]:
 def engine_for(name: str, order: str) -> Engine:
     """An event-clock engine that was given the catalog, then the events in ``order``, in chunks of 500."""
     items, _ = dataset(name)
-    engine = Engine.in_memory(load_settings(clock="event", embeddings={"model": "none"}))
+    # the fully shuffled order is up to the whole span (34 days) late: co_visits must allow that much
+    settings = load_settings(
+        clock="event", embeddings={"model": "none"}, views={"co_visit_allowed_lateness_seconds": 40 * 86_400}
+    )
+    engine = Engine.in_memory(settings)
     engine.upsert_items(items)
     for chunk in eventgen.chunks(arrival(name, order), CHUNK):
         engine.ingest(chunk)
