@@ -148,6 +148,20 @@ def test_long_texts_are_cut_at_256_tokens(embedder: MiniLMEmbedder) -> None:
     assert float(vectors[0] @ vectors[2]) < 0.99  # the cut is at 256 tokens, not before
 
 
+def test_batches_bound_size_and_padding() -> None:
+    rng = np.random.default_rng(7)
+    lengths = [int(x) for x in rng.integers(2, 257, size=500)]
+    runs = minilm.batches(lengths, batch_size=32)
+    assert sorted(i for run in runs for i in run) == list(range(500))
+    for run in runs:
+        longest = lengths[run[0]]
+        assert len(run) <= 32
+        assert all(lengths[i] <= longest for i in run)
+        assert all(lengths[i] >= 0.9 * longest for i in run)
+    assert minilm.batches([], batch_size=4) == []
+    assert minilm.batches([5, 5, 5], batch_size=1) == [[0], [1], [2]]
+
+
 def test_texts_must_be_strings(embedder: MiniLMEmbedder) -> None:
     with pytest.raises(TypeError, match="not one string"):
         embedder.embed("a lone string")
