@@ -29,6 +29,8 @@ class SimilarContent:
         accept = make_filter(self.features, request)
         wanted = request.k
         size = len(self.vectors)
+        if size == 0:
+            return []
         while True:
             found = self.vectors.search(vector, min(size, wanted + len(exclude)), exclude)
             kept = [(i, s) for i, s in found if accept(i)]
