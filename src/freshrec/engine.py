@@ -14,7 +14,7 @@ import pickle
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from freshrec.catalog import Catalog, Item, ItemIn, validate_items
 from freshrec.config import Settings
@@ -40,6 +40,7 @@ from freshrec.views.popularity import ItemPopularity
 from freshrec.views.price import UserPriceSensitivity
 from freshrec.views.trending import ContentTrending
 
+T = TypeVar("T")
 USER_STRATEGIES = ("hybrid", "personalized", "session", "trending_for_you", "trending")
 SNAPSHOT_VERSION = 1
 
@@ -306,25 +307,8 @@ class Engine:
         explain: bool = False,
     ) -> list[Recommendation]:
         name = strategy or self.settings.strategies.default
-        chosen = self.strategies.get(name)
-        if chosen is None:
-            known = ", ".join(sorted(self.strategies))
-            message = f"unknown strategy {name!r}; available: {known}"
-            raise InvalidInput(message, [FieldProblem(0, "strategy", message)])
-        if not 1 <= k <= self.settings.strategies.max_k:
-            message = f"k must be between 1 and {self.settings.strategies.max_k}"
-            raise InvalidInput(message, [FieldProblem(0, "k", message)])
-        purchased = self.purchased_items(user_id) if user_id is not None else frozenset()
-        request = Request(
-            user_id=user_id,
-            k=k,
-            now=self.now(),
-            category=category,
-            exclude_purchased=exclude_purchased,
-            explain=explain,
-            purchased=purchased,
-        )
-        return chosen.recommend(request)
+        chosen = _pick(self.strategies, name, "strategy")
+        return chosen.recommend(self._request(user_id, k, category, exclude_purchased, explain))
 
     def recommend_for_item(
         self,
@@ -336,19 +320,26 @@ class Engine:
         explain: bool = False,
     ) -> list[Recommendation]:
         """Items related to ``item_id`` (SPEC §5 item recommendations); filtered for ``user_id`` if given."""
-        chosen = self.item_strategies.get(strategy)
-        if chosen is None:
-            known = ", ".join(sorted(self.item_strategies))
-            message = f"unknown item strategy {strategy!r}; available: {known}"
-            raise InvalidInput(message, [FieldProblem(0, "strategy", message)])
+        chosen = _pick(self.item_strategies, strategy, "item strategy")
+        return chosen.for_item(item_id, self._request(user_id, k, category, True, explain))
+
+    def _request(
+        self, user_id: str | None, k: int, category: str | None, exclude_purchased: bool, explain: bool
+    ) -> Request:
+        """A validated request with the engine clock and the user's purchases."""
         if not 1 <= k <= self.settings.strategies.max_k:
             message = f"k must be between 1 and {self.settings.strategies.max_k}"
             raise InvalidInput(message, [FieldProblem(0, "k", message)])
         purchased = self.purchased_items(user_id) if user_id is not None else frozenset()
-        request = Request(
-            user_id=user_id, k=k, now=self.now(), category=category, explain=explain, purchased=purchased
+        return Request(
+            user_id=user_id,
+            k=k,
+            now=self.now(),
+            category=category,
+            exclude_purchased=exclude_purchased,
+            explain=explain,
+            purchased=purchased,
         )
-        return chosen.for_item(item_id, request)
 
     def co_visits_of(self, item_id: str, limit: int = 10) -> list[tuple[str, int]]:
         """``co_visits`` after-items of ``item_id``, most frequent first (ties per SPEC §4), unfiltered."""
@@ -498,3 +489,12 @@ class Engine:
         self._last_forget = data["last_forget"]
         self.features.co_visits.late_events = data.get("co_visit_late_events", 0)
         self.content.load(data.get("vectors"))
+
+
+def _pick(choices: Mapping[str, T], name: str, what: str) -> T:
+    """``choices[name]``, or a 422 naming what is available."""
+    chosen = choices.get(name)
+    if chosen is None:
+        message = f"unknown {what} {name!r}; available: {', '.join(sorted(choices))}"
+        raise InvalidInput(message, [FieldProblem(0, "strategy", message)])
+    return chosen
