@@ -136,10 +136,11 @@ class StrategySettings(BaseModel):
             "trending_for_you": 0.1,
             "covisit": 0.2,
             "similar_content": 0.15,
+            "cf": 0.2,
         }
     )
     hybrid_fallback: list[str] = Field(
-        default_factory=lambda: ["personalized", "similar_content", "trending"]
+        default_factory=lambda: ["cf", "personalized", "similar_content", "trending"]
     )
     covisit_last_items: int = Field(5, ge=1, description="covisit for a user: from their last N items.")
     hybrid_candidates_per_source: int = Field(100, ge=1)
@@ -166,6 +167,29 @@ class EmbeddingSettings(BaseModel):
     batch_size: int = Field(64, ge=1)
     exact_threshold: int = Field(
         20_000, ge=0, description="Items up to which similarity search is exact; an ANN index above."
+    )
+
+
+class CFSettings(BaseModel):
+    """Collaborative filtering: ALS (the ``implicit`` library) trained from every user's interactions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Train and serve the `cf` strategy.")
+    factors: int = Field(64, ge=1, le=1024)
+    regularization: float = Field(0.05, ge=0)
+    alpha: float = Field(1.0, gt=0, description="Confidence per unit of interaction weight.")
+    iterations: int = Field(15, ge=1)
+    threads: int = Field(1, ge=0, description="Training threads (0 = all cores; 1 leaves a core to serving).")
+    seed: int = 0
+    retrain_every_seconds: float = Field(
+        3600.0, ge=0, description="Retrain in the background this often (0 = only on demand)."
+    )
+    min_new_events: int = Field(
+        1, ge=0, description="A scheduled retrain is skipped unless this many events arrived since the last."
+    )
+    fold_in: bool = Field(
+        True, description="Recompute a user's factors from their current interactions on every request."
     )
 
 
@@ -207,6 +231,7 @@ class Settings(BaseSettings):
     views: ViewSettings = Field(default_factory=ViewSettings)
     strategies: StrategySettings = Field(default_factory=StrategySettings)
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    cf: CFSettings = Field(default_factory=CFSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
 

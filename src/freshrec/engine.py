@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from freshrec.catalog import Catalog, Item, ItemIn, validate_items
+from freshrec.cf import CFService
 from freshrec.config import Settings
 from freshrec.content import ContentIndex
 from freshrec.errors import FieldProblem, InvalidInput, NotFound
 from freshrec.events import Event, validate_events
 from freshrec.ranking.base import Features, ItemStrategy, Recommendation, Request, Strategy
+from freshrec.ranking.cf import CollaborativeFiltering
 from freshrec.ranking.content import SimilarContent
 from freshrec.ranking.hybrid import Hybrid
 from freshrec.ranking.profile import Personalized, Session
@@ -39,10 +41,11 @@ from freshrec.views.interest import UserInterest
 from freshrec.views.popularity import ItemPopularity
 from freshrec.views.price import UserPriceSensitivity
 from freshrec.views.trending import ContentTrending
+from freshrec.views.useritems import UserItems
 
 T = TypeVar("T")
 USER_STRATEGIES = ("hybrid", "personalized", "session", "trending_for_you", "trending")
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 
 class Journal(Protocol):
@@ -94,7 +97,8 @@ class Engine:
         history = UserHistory(settings)
         co_visits = CoVisits(settings)
         also_bought = AlsoBought()
-        interest = UserInterest(self.content.vector_of)
+        user_items = UserItems()
+        interest = UserInterest(self.content.vector_of, user_items)
         views: list[View] = [
             category_profile,
             category_affinity,
@@ -105,6 +109,7 @@ class Engine:
             popularity,
             co_visits,
             also_bought,
+            user_items,
             interest,
             history,
         ]
@@ -137,14 +142,25 @@ class Engine:
         if self.content.vectors is not None:
             self.similar = SimilarContent(self.features, self.content.vectors, interest)
             strategies["similar_content"] = self.similar
-        strategies["hybrid"] = Hybrid(self.features, dict(strategies))
-        self.strategies = strategies
-        self.item_strategies: dict[str, ItemStrategy] = {
+        item_strategies: dict[str, ItemStrategy] = {
             "covisit": covisit,
             "also_bought": AlsoBoughtStrategy(self.features),
         }
         if self.similar is not None:
-            self.item_strategies["similar_content"] = self.similar
+            item_strategies["similar_content"] = self.similar
+        self.cf = CFService(settings.cf, user_items)
+        self.user_items = user_items
+        if settings.cf.enabled:
+            user_fallbacks: dict[str, Strategy] = {
+                n: strategies[n] for n in ("similar_content", "trending") if n in strategies
+            }
+            item_fallbacks = {n: item_strategies[n] for n in ("similar_content",) if n in item_strategies}
+            cf = CollaborativeFiltering(self.features, self.cf, user_items, user_fallbacks, item_fallbacks)
+            strategies["cf"] = cf
+            item_strategies["cf"] = cf
+        strategies["hybrid"] = Hybrid(self.features, dict(strategies))
+        self.strategies = strategies
+        self.item_strategies = item_strategies
 
     @classmethod
     def in_memory(cls, settings: Settings) -> Engine:
@@ -305,10 +321,15 @@ class Engine:
         category: str | None = None,
         exclude_purchased: bool = True,
         explain: bool = False,
+        exclude: Iterable[str] = (),
     ) -> list[Recommendation]:
+        """The user's top ``k`` by ``strategy``; items in ``exclude`` are never returned."""
         name = strategy or self.settings.strategies.default
         chosen = _pick(self.strategies, name, "strategy")
-        return chosen.recommend(self._request(user_id, k, category, exclude_purchased, explain))
+        request = self._request(user_id, k, category, exclude_purchased, explain)
+        if exclude:
+            request.exclude = exclude if isinstance(exclude, (set, frozenset)) else frozenset(exclude)
+        return chosen.recommend(request)
 
     def recommend_for_item(
         self,

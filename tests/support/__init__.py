@@ -84,6 +84,7 @@ VIEW_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "user_history": (("user_id", "event_id"), ("item_id", "type", "timestamp")),
     "co_visits": (("before_item", "after_item"), ("frequency",)),
     "also_bought": (("item_id", "other_item_id"), ("users",)),
+    "user_items": (("user_id", "item_id"), ("interactions", "weight")),
 }
 
 
@@ -224,6 +225,11 @@ VIEW_SQL: dict[str, str] = {
         SELECT x.item_id, y.item_id AS other_item_id, count(DISTINCT x.user_id) AS users
         FROM bought x JOIN bought y ON x.user_id = y.user_id AND x.item_id <> y.item_id
         GROUP BY 1, 2
+    """,
+    # Lifetime per (user, item): how many events and their summed type weights (the CF confidence).
+    "user_items": """
+        SELECT user_id, item_id, count(*) AS interactions, sum(weight) AS weight
+        FROM resolved GROUP BY 1, 2
     """,
 }
 

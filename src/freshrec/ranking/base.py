@@ -52,6 +52,8 @@ class Request:
     exclude_purchased: bool = True
     explain: bool = False
     purchased: frozenset[str] | set[str] = field(default_factory=frozenset)
+    exclude: frozenset[str] | set[str] = field(default_factory=frozenset)  # never recommend these
+    fallback: bool = True  # a strategy that has nothing may answer from its fallbacks (hybrid says no)
 
 
 @dataclass(slots=True)
@@ -100,14 +102,18 @@ class ItemStrategy(Protocol):
 
 
 def make_filter(features: Features, request: Request) -> Callable[[str], bool]:
-    """The default filters: known item, in stock, not purchased by the user, optional category."""
+    """The default filters: known item, in stock, not purchased by the user, optional category.
+
+    Items in ``request.exclude`` never pass.
+    """
     items = features.catalog.items
     category = request.category
     purchased = request.purchased if request.exclude_purchased else frozenset()
+    exclude = request.exclude
 
     def accept(item_id: str) -> bool:
         item = items.get(item_id)
-        if item is None or not item.in_stock or item_id in purchased:
+        if item is None or not item.in_stock or item_id in purchased or item_id in exclude:
             return False
         return category is None or item.category == category
 

@@ -41,7 +41,10 @@ class Hybrid:
         if len(out) < request.k:
             taken = {r.item_id for r in out}
             for name in s.hybrid_fallback:
-                for rec in self.strategies[name].recommend(replace(request, k=request.k + len(taken))):
+                fallback = self.strategies.get(name)
+                if fallback is None:
+                    continue
+                for rec in fallback.recommend(replace(request, k=request.k + len(taken), fallback=False)):
                     if rec.item_id in taken:
                         continue
                     taken.add(rec.item_id)
@@ -56,13 +59,14 @@ class Hybrid:
         f = self.features
         s = f.settings.strategies
         depth = max(request.k, s.hybrid_candidates_per_source)
-        sub = replace(request, k=depth, explain=False)
+        sub = replace(request, k=depth, explain=False, fallback=False)
         blended: dict[str, float] = {}
         parts: dict[str, dict[str, Any]] = {}
         for name, weight in s.hybrid_weights.items():
-            if weight == 0.0:
+            strategy = self.strategies.get(name)
+            if weight == 0.0 or strategy is None:
                 continue
-            recs = self.strategies[name].recommend(sub)
+            recs = strategy.recommend(sub)
             best = max((abs(r.score) for r in recs), default=0.0)
             if best == 0.0:
                 continue

@@ -1,9 +1,9 @@
 """``user_interest``: the centroid of the embeddings of the items a user interacted with.
 
-Each interaction counts (the DataSQRL example's ``CENTER(embedding)`` over clicks). The view keeps how
-often the user interacted with each item; the centroid is the count-weighted mean of those items' current
-vectors, so an item whose embedding arrives after the events still counts, and a changed item text moves
-every interested user at once.
+Each interaction counts (the DataSQRL example's ``CENTER(embedding)`` over clicks). The view reads how
+often the user interacted with each item from ``user_items``; the centroid is the count-weighted mean of
+those items' current vectors, so an item whose embedding arrives after the events still counts, and a
+changed item text moves every interested user at once.
 """
 
 from __future__ import annotations
@@ -16,17 +16,19 @@ from freshrec.embeddings import FloatMatrix
 from freshrec.events import Event
 from freshrec.state.base import StateStore
 from freshrec.views.base import Resolved, Row
+from freshrec.views.useritems import UserItems
 
 
 class UserInterest:
     name = "user_interest"
     keyed_by = "user_id"
 
-    def __init__(self, vector_of: Callable[[str], FloatMatrix | None]) -> None:
+    def __init__(self, vector_of: Callable[[str], FloatMatrix | None], user_items: UserItems) -> None:
         self.vector_of = vector_of
+        self.user_items = user_items
 
     def apply(self, event: Event, attrs: Resolved, store: StateStore, now: float) -> None:
-        store.add(self.name, event.user_id, event.item_id, {"n": 1.0})
+        """Derived from ``user_items`` at read time: nothing to store."""
 
     def expire(self, store: StateStore, now: float) -> None:
         """Lifetime view: nothing expires."""
@@ -35,11 +37,10 @@ class UserInterest:
         """The user's interest vector (not normalised) and how many interactions it averages."""
         total: FloatMatrix | None = None
         count = 0
-        for item_id, fields in store.members(self.name, user_id).items():
-            vector = self.vector_of(str(item_id))
+        for item_id, n in self.user_items.counts(store, user_id).items():
+            vector = self.vector_of(item_id)
             if vector is None:
                 continue
-            n = fields["n"]
             total = vector * n if total is None else total + vector * n
             count += int(n)
         if total is None:
@@ -47,7 +48,7 @@ class UserInterest:
         return (total / count).astype(np.float32), count
 
     def rows(self, store: StateStore, now: float, key: str | None) -> list[Row]:
-        users = [key] if key is not None else store.keys(self.name)
+        users = [key] if key is not None else store.keys(self.user_items.name)
         out: list[Row] = []
         for user in users:
             vector, count = self.centroid(store, user)
