@@ -263,5 +263,73 @@ def demo(
     )
 
 
+@main.command()
+@click.option("--url", default=None, help="A running server: it retrains and swaps the model in.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A data directory no server has open: the model is saved into it for the next start.",
+)
+@click.option(
+    "--api-key", envvar="FRESHREC_API_KEY", default=None, help="Write key, when the server has one."
+)
+@config_option
+def train(url: str | None, data_dir: Path | None, api_key: str | None, config: Path | None) -> None:
+    """(Re)train the CF model (ALS) on every event so far. Item embeddings are computed on upsert."""
+    import httpx
+
+    from freshrec.storage.datadir import DataDir
+
+    if (url is None) == (data_dir is None):
+        raise click.UsageError(
+            "give exactly one of --url (a running server) or --data-dir (no server running)"
+        )
+    if url is not None:
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        with console.status(f"training on {url} ..."):
+            try:
+                response = httpx.post(f"{url.rstrip('/')}/v1/admin/train", headers=headers, timeout=None)
+            except httpx.HTTPError as exc:
+                raise click.ClickException(f"cannot reach {url}: {exc}") from None
+        if response.status_code != 200:
+            raise click.ClickException(f"{url} answered {response.status_code}: {response.text[:500]}")
+        _print_model(response.json().get("model"))
+        return
+    assert data_dir is not None
+    if not data_dir.exists():
+        raise click.ClickException(f"{data_dir}: no such data directory")
+    settings = _settings(config, clock="event")
+    if not settings.cf.enabled:
+        raise click.ClickException("collaborative filtering is disabled (cf.enabled = false)")
+    try:
+        datadir = DataDir(data_dir, settings)
+    except DataDirLocked as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        with console.status(f"loading {data_dir} ..."):
+            engine = datadir.open_engine()
+        data = engine.cf.collect(engine.store, engine.applied_events)
+        columns = (TextColumn("training ALS"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console) as bars:
+            task = bars.add_task("train", total=settings.cf.iterations)
+            model = engine.cf.fit(data, lambda done, total: bars.update(task, completed=done, total=total))
+    finally:
+        datadir.close(snapshot=False)
+    if model is None:
+        raise click.ClickException(f"{data_dir} has no interactions to learn from")
+    _print_model(model.info.to_json())
+
+
+def _print_model(info: dict[str, Any] | None) -> None:
+    if info is None:
+        console.print("[yellow]nothing to learn from yet[/]: no interactions")
+        return
+    console.print(
+        f"[green]CF model v{info['version']}[/]: {info['users']:,} users × {info['items']:,} items, "
+        f"{info['interactions']:,} interactions, {info['factors']} factors, trained in {info['seconds']} s"
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -477,6 +477,8 @@ class Engine:
             "applied_events": self.applied_events,
             "duplicate_events": self.duplicate_events,
             "co_visit_late_events": self.features.co_visits.late_events,
+            "cf_model_version": None if self.cf.model is None else self.cf.model.info.version,
+            "cf_model_events": None if self.cf.model is None else self.cf.model.info.events,
             "clock": self.settings.clock,
             "now": self.now(),
             **self.store.stats(),

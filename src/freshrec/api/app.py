@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -16,12 +17,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from freshrec.api.graphql import graphql_router
 from freshrec.api.responses import JSON
-from freshrec.api.routes import events, items, meta, related, users
+from freshrec.api.routes import admin, events, items, meta, related, users
 from freshrec.catalog import ItemIn
 from freshrec.engine import Engine
 from freshrec.errors import InvalidInput, NotFound
 from freshrec.metrics import Metrics
 from freshrec.storage.datadir import DataDir
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -61,6 +64,44 @@ class Runtime:
             async with self.write_lock:
                 self.engine.expire()
 
+    async def retrain(self) -> dict[str, Any]:
+        """Train the CF model on everything applied so far and swap it in; serving goes on meanwhile.
+
+        Writes wait while the interactions are copied out (reads don't); training runs in a worker thread.
+        """
+        engine = self.engine
+        cf = engine.cf
+        if not cf.settings.enabled:
+            raise InvalidInput("collaborative filtering is disabled (cf.enabled = false)", status=409)
+        if cf.training:
+            raise InvalidInput("a CF training is already running", status=409)
+        started = time.perf_counter()
+        async with self.write_lock:
+            data = await asyncio.to_thread(cf.collect, engine.store, engine.applied_events)
+        collected = time.perf_counter() - started
+        model = await asyncio.to_thread(cf.fit, data)
+        return {
+            "trained": model is not None,
+            "collect_seconds": round(collected, 3),
+            "model": None if model is None else model.info.to_json(),
+        }
+
+    async def cf_schedule(self) -> None:
+        """Retrain every ``cf.retrain_every_seconds`` if enough new events arrived (sooner with no model)."""
+        cf = self.engine.cf
+        every = cf.settings.retrain_every_seconds
+        if not cf.settings.enabled or every <= 0:
+            return
+        while True:
+            await asyncio.sleep(every if cf.model is not None else min(every, 30.0))
+            trained_on = cf.model.info.events if cf.model is not None else 0
+            if self.engine.applied_events - trained_on < max(1, cf.settings.min_new_events) or cf.training:
+                continue
+            try:
+                await self.retrain()
+            except Exception:
+                log.exception("scheduled CF retrain failed; the current model keeps serving")
+
 
 def create_app(engine: Engine, datadir: DataDir | None = None) -> FastAPI:
     runtime = Runtime(engine, datadir)
@@ -68,8 +109,10 @@ def create_app(engine: Engine, datadir: DataDir | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         housekeeping = asyncio.create_task(runtime.housekeeping())
+        schedule = asyncio.create_task(runtime.cf_schedule())
         yield
         housekeeping.cancel()
+        schedule.cancel()
         async with runtime.write_lock:
             if datadir is not None:
                 datadir.close()
@@ -82,7 +125,7 @@ def create_app(engine: Engine, datadir: DataDir | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    for module in (events, related, items, users, meta):
+    for module in (events, related, items, users, meta, admin):
         app.include_router(module.router)
     app.include_router(graphql_router(), tags=["graphql"])
 

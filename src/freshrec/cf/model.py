@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,9 +152,17 @@ class CFModel:
 
     @classmethod
     def load(cls, path: Path) -> CFModel:
+        """Read a saved model; ``ValueError`` naming the file when it is not one this version can read."""
+        try:
+            return cls._load(path)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path}: not a readable freshrec CF model ({exc})") from None
+
+    @classmethod
+    def _load(cls, path: Path) -> CFModel:
         with np.load(path, allow_pickle=False) as data:
             if int(data["format"]) != FORMAT_VERSION:
-                raise ValueError(f"{path}: model format {int(data['format'])} is not supported")
+                raise ValueError(f"model format {int(data['format'])} is not supported")
             return cls(
                 info=ModelInfo(**json.loads(str(data["info"]))),
                 user_ids=json.loads(str(data["user_ids"])),

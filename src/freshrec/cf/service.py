@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,18 @@ class CFService:
         """Persist models in ``model_dir`` and load the one saved there, if any."""
         self.model_dir = model_dir
         path = model_dir / MODEL_FILE
-        if path.exists():
+        if not path.exists():
+            return
+        try:
             self.model = CFModel.load(path)
-            log.info("loaded CF model v%d (%d users, %d items)", *self._sizes(self.model))
+        except ValueError as exc:
+            # serving goes on (cf answers from its fallbacks until the next training); the file is kept
+            kept = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+            path.rename(kept)
+            self.last_error = f"{exc}; moved to {kept.name}"
+            log.error("%s", self.last_error)
+            return
+        log.info("loaded CF model v%d (%d users, %d items)", *self._sizes(self.model))
 
     def collect(self, store: StateStore, events: int) -> Interactions:
         """Every user's interactions now. Call it while no write is being applied."""

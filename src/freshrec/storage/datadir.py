@@ -1,4 +1,4 @@
-"""The embedded data directory: ``log/`` (durable records), ``snapshots/``, and a lock.
+"""The embedded data directory: ``log/`` (durable records), ``snapshots/``, ``models/``, and a lock.
 
 Writes are journaled to the log before they are applied, and acknowledged after both. A restart loads
 the newest snapshot and replays the log after the position the snapshot recorded, which gives the state
@@ -64,6 +64,7 @@ class DataDir:
     def open_engine(self, progress: Callable[[int], None] | None = None) -> Engine:
         """An engine holding this directory's state: newest snapshot + log tail; journaling from now on."""
         engine = Engine(self.settings)
+        engine.cf.attach(self.path / "models")
         start = Position(0, 0)
         newest = self._newest_snapshot()
         if newest is not None:

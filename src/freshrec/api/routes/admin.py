@@ -1,0 +1,35 @@
+"""Models: train on demand, and what is serving."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from freshrec.api.deps import require_read, require_write, runtime
+from freshrec.api.responses import JSON
+from freshrec.api.schemas import ERRORS
+
+router = APIRouter(tags=["models"])
+
+
+@router.post(
+    "/v1/admin/train",
+    dependencies=[Depends(require_write)],
+    responses=ERRORS,
+    summary="Retrain the CF model now on every event applied so far; returns once it serves",
+)
+async def train(request: Request) -> JSON:
+    return JSON(await runtime(request).retrain())
+
+
+@router.get(
+    "/v1/admin/models",
+    dependencies=[Depends(require_read)],
+    responses=ERRORS,
+    summary="The models serving now and how they were trained",
+)
+async def models(request: Request) -> JSON:
+    engine = runtime(request).engine
+    body: dict[str, Any] = {"cf": engine.cf.status(), "applied_events": engine.applied_events}
+    return JSON(body)
