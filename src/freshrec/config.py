@@ -176,9 +176,12 @@ class CFSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(True, description="Train and serve the `cf` strategy.")
-    factors: int = Field(64, ge=1, le=1024)
-    regularization: float = Field(0.05, ge=0)
-    alpha: float = Field(1.0, gt=0, description="Confidence per unit of interaction weight.")
+    factors: int = Field(32, ge=1, le=1024)
+    regularization: float = Field(40.0, ge=0)
+    alpha: float = Field(2.0, gt=0, description="Confidence scale: confidence = alpha · f(summed weight).")
+    confidence: Literal["linear", "sqrt", "log1p"] = Field(
+        "sqrt", description="f: how a user's summed event weights on an item become confidence."
+    )
     iterations: int = Field(15, ge=1)
     threads: int = Field(1, ge=0, description="Training threads (0 = all cores; 1 leaves a core to serving).")
     seed: int = 0

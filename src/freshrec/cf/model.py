@@ -8,10 +8,11 @@ were unknown at training time. Items unknown at training time have no factors; o
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,9 @@ def new_solver(
         )
 
 
+CONFIDENCE: dict[str, Callable[[float], float]] = {"linear": float, "sqrt": math.sqrt, "log1p": math.log1p}
+
+
 @dataclass(slots=True)
 class ModelInfo:
     """What a model was trained from, for ``/v1/admin/models`` and the training log."""
@@ -56,6 +60,7 @@ class ModelInfo:
     regularization: float
     alpha: float
     iterations: int
+    confidence: str = "linear"
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ModelInfo.__dataclass_fields__}
@@ -86,7 +91,8 @@ class CFModel:
     def user_row(self, weights: Mapping[str, float]) -> sp.csr_matrix | None:
         """The user's interactions with the model's items as a one-row confidence matrix."""
         index = self.item_index
-        known = sorted((index[i], w) for i, w in weights.items() if i in index and w > 0.0)
+        f = CONFIDENCE[self.info.confidence]
+        known = sorted((index[i], f(w)) for i, w in weights.items() if i in index and w > 0.0)
         if not known:
             return None
         columns = np.fromiter((c for c, _ in known), dtype=np.int32, count=len(known))

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from freshrec.cf.model import CFModel
+from freshrec.cf.model import CONFIDENCE, CFModel
 from freshrec.cf.train import Interactions, Progress, train
 from freshrec.config import CFSettings
 from freshrec.state.base import StateStore
@@ -56,9 +56,11 @@ class CFService:
     def collect(self, store: StateStore, events: int) -> Interactions:
         """Every user's interactions now. Call it while no write is being applied."""
         items = self.user_items
-        return Interactions.build(
-            ((u, items.weights(store, u)) for u in list(store.keys(items.name))), events
-        )
+        users = list(store.keys(items.name))
+        kind = self.settings.confidence
+        data = Interactions.build(((u, items.weights(store, u)) for u in users), events, CONFIDENCE[kind])
+        data.confidence = kind
+        return data
 
     def fit(self, data: Interactions, progress: Progress | None = None) -> CFModel | None:
         """Train on ``data`` and swap the result in (safe in a worker thread; one training at a time)."""

@@ -24,9 +24,16 @@ class Interactions:
     item_ids: list[str]
     matrix: sp.csr_matrix
     events: int
+    confidence: str = "linear"
 
     @classmethod
-    def build(cls, rows: Iterable[tuple[str, Mapping[str, float]]], events: int = 0) -> Interactions:
+    def build(
+        cls,
+        rows: Iterable[tuple[str, Mapping[str, float]]],
+        events: int = 0,
+        confidence: Callable[[float], float] = float,
+    ) -> Interactions:
+        """The matrix of ``confidence(summed weight)`` (rows without a positive weight are left out)."""
         user_ids: list[str] = []
         item_index: dict[str, int] = {}
         indptr = [0]
@@ -39,7 +46,7 @@ class Interactions:
                     continue
                 column = item_index.setdefault(item, len(item_index))
                 columns.append(column)
-                values.append(weight)
+                values.append(confidence(weight))
                 kept += 1
             if kept:
                 user_ids.append(user)
@@ -93,6 +100,7 @@ def train(
         regularization=settings.regularization,
         alpha=settings.alpha,
         iterations=settings.iterations,
+        confidence=data.confidence,
     )
     return CFModel(
         info=info,
