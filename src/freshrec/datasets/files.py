@@ -1,4 +1,5 @@
-"""Records from files: JSON lines, CSV (optionally gzip-compressed), and known public data sets.
+"""Records from files: JSON lines, CSV (optionally gzip-compressed), and known public data sets
+(the DataSQRL clickstream example; MovieLens and RecBole directories, see :mod:`.movielens`).
 
 Every reader yields ``(kind, record)`` with kind ``"event"`` or ``"item"`` in freshrec's own field names,
 so the same replay loop feeds a server or a data directory.
@@ -19,7 +20,7 @@ import orjson
 from freshrec.events import parse_rfc3339
 
 Kind = Literal["event", "item"]
-FORMATS = ("auto", "jsonl", "csv", "datasqrl")
+FORMATS = ("auto", "jsonl", "csv", "datasqrl", "movielens", "recbole")
 
 
 class BadFile(Exception):
@@ -33,6 +34,13 @@ def open_text(path: Path) -> IO[str]:
 
 
 def detect_format(path: Path) -> str:
+    from freshrec.datasets.movielens import dataset_format, find_dataset
+
+    if path.is_dir():
+        return "recbole" if find_dataset(path).layout == "recbole" else "movielens"
+    known = dataset_format(path)
+    if known is not None:
+        return known
     name = path.name.lower().removesuffix(".gz")
     if name.endswith(".csv"):
         return "csv"
@@ -52,10 +60,21 @@ def detect_format(path: Path) -> str:
 def read_records(
     path: Path, fmt: str = "auto", kind: Kind | None = None
 ) -> Iterator[tuple[Kind, dict[str, Any]]]:
-    """Records of one file. ``kind`` forces events or items; otherwise each record's fields decide."""
+    """Records of one file. ``kind`` forces events or items; otherwise each record's fields decide.
+
+    MovieLens and RecBole data sets are read from their directory or any file in it; naming the movies
+    file reads the items only, and ``kind`` keeps only that kind of record.
+    """
     if not path.exists():
         raise BadFile(f"{path}: no such file")
     chosen = detect_format(path) if fmt == "auto" else fmt
+    if chosen in ("movielens", "recbole"):
+        from freshrec.datasets.movielens import read_movielens
+
+        yield from read_movielens(path, fmt=chosen, kind=kind)
+        return
+    if path.is_dir():
+        raise BadFile(f"{path}: is a directory; only MovieLens and RecBole data sets are read from one")
     if chosen == "datasqrl":
         yield from _datasqrl(path)
     elif chosen == "jsonl":
