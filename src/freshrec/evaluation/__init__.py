@@ -1,0 +1,1 @@
+"""Offline evaluation (SPEC §8): time-ordered replay and the Microsoft Recommenders protocol."""
