@@ -42,7 +42,9 @@ class EventSettings(BaseModel):
     )
     max_properties_bytes: int = Field(4096, ge=0, description="Largest `properties` object, as JSON bytes.")
     dedup_retention_seconds: float = Field(
-        35 * DAY, gt=0, description="How long an applied event_id is remembered for idempotency."
+        35 * DAY,
+        gt=0,
+        description="How long an applied event_id is remembered for idempotency (from when it was applied).",
     )
     dedup_max_ids: int = Field(
         5_000_000, ge=1, description="Most event_ids remembered (the newest by event time are kept)."

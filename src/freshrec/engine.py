@@ -212,6 +212,9 @@ class Engine:
         views = self._view_list
         event_clock = self.settings.clock == "event"
         now = self.now()
+        arrival = (
+            time.time()
+        )  # event ids are remembered from when they were applied, whatever their timestamps
         store.begin()
         for event in events:
             item = items.get(event.item_id)
@@ -237,20 +240,25 @@ class Engine:
                 now = self.event_clock = event.ts
             for view in views:
                 view.apply(event, attrs, store, now)
-            store.mark_seen(event.event_id, event.ts)
+            store.mark_seen(event.event_id, arrival)
         store.commit()
         self.applied_events += len(events)
         self.expire(now)
 
     def expire(self, now: float | None = None) -> None:
-        """Drop windows out of retention and forget event ids past the dedup retention."""
+        """Drop windows out of retention and forget event ids applied longer ago than the dedup retention.
+
+        Event ids age by wall-clock time since they were applied, not by their timestamps: re-sending a
+        file of year-old events a week after the first time is still a no-op.
+        """
         at = self.now() if now is None else now
         for view in self._view_list:
             view.expire(self.store, at)
         limits = self.settings.events
-        if at - self._last_forget >= 3600.0:
-            self.store.forget_seen_before(at - limits.dedup_retention_seconds)
-            self._last_forget = at
+        wall = time.time()
+        if wall - self._last_forget >= 3600.0:
+            self.store.forget_seen_before(wall - limits.dedup_retention_seconds)
+            self._last_forget = wall
         if self.store.seen_count() > limits.dedup_max_ids * 1.1:
             self.store.forget_seen_beyond(limits.dedup_max_ids)
 
