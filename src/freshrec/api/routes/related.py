@@ -16,14 +16,14 @@ router = APIRouter(tags=["items"], dependencies=[Depends(require_read)])
 @router.get(
     "/v1/items/{item_id:path}/recommendations",
     responses=ERRORS,
-    summary="Items related to an item (covisit, also_bought, similar_content)",
+    summary="Items related to an item (covisit, also_bought, similar_content, cf)",
 )
 async def item_recommendations(
     item_id: str,
     request: Request,
     k: Annotated[int, Query(ge=1, description="How many items.")] = 10,
     strategy: Annotated[
-        str, Query(description="covisit (default), also_bought, similar_content")
+        str, Query(description="covisit (default), also_bought, similar_content, cf")
     ] = "covisit",
     user_id: Annotated[str | None, Query(description="Leave out what this user bought.")] = None,
     category: Annotated[str | None, Query(description="Only items of this category.")] = None,

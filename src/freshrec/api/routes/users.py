@@ -23,7 +23,11 @@ async def user_recommendations(
     request: Request,
     k: Annotated[int, Query(ge=1, description="How many items.")] = 20,
     strategy: Annotated[
-        str | None, Query(description="hybrid (default), personalized, session, trending_for_you, trending")
+        str | None,
+        Query(
+            description="hybrid (default), personalized, session, trending_for_you, trending, covisit, "
+            "similar_content, cf"
+        ),
     ] = None,
     category: Annotated[str | None, Query(description="Only items of this category.")] = None,
     explain: Annotated[bool, Query(description="Include each item's score components.")] = False,
