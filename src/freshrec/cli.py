@@ -372,6 +372,13 @@ def train(url: str | None, data_dir: Path | None, api_key: str | None, config: P
     show_default=True,
     help="Seconds between stale refreshes and CF retrains (a day; minutes for a one-hour data set).",
 )
+@click.option(
+    "--stale-exclusions",
+    type=click.Choice(["state", "all"]),
+    default="state",
+    show_default=True,
+    help="What stale leaves out: what its frozen state knows the user touched, or everything they touched.",
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [default: ≤ 3].")
 @config_option
 def evaluate(
@@ -387,6 +394,7 @@ def evaluate(
     ms_protocol: bool | None,
     strong_rating: float,
     refresh: float,
+    stale_exclusions: str,
     workers: int | None,
     config: Path | None,
 ) -> None:
@@ -422,6 +430,7 @@ def evaluate(
         ms_protocol=ms_protocol,
         mapping=RatingMapping(strong_min=strong_rating),
         period=refresh,
+        stale_exclusions="all" if stale_exclusions == "all" else "state",
     )
     if workers is not None:
         options.workers = workers

@@ -138,3 +138,14 @@ def test_eval_input_errors_are_clear(tmp_path: Path) -> None:
     assert out.exit_code != 0 and "no ratings file" in out.output
     out = runner.invoke(main, ["eval", "--dataset", "movielens", "--path", str(ML100K), "--modes", "warm"])
     assert out.exit_code != 0 and "fresh and/or stale" in out.output
+
+
+def test_stale_exclusions_separate_forgotten_purchases_from_stale_scores() -> None:
+    # everything happens today: the stale state knows nothing, not even what u touched
+    events = [_event(10 + n, "u", f"i{n}", T0 + 10 + n) for n in range(8)]
+    events.append(_event(40, "u", "i8", T0 + 40, "purchase"))
+    data = _data(events, [f"i{n}" for n in range(9)])
+    state = replay(data, SETTINGS, ["trending"], "stale", k=1)
+    everything = replay(data, SETTINGS, ["trending"], "stale", k=1, stale_exclusions="all")
+    assert state.scores["trending"]["hr@1"] == 0.0  # i0 comes first (ties by id) and is not known as seen
+    assert everything.scores["trending"]["hr@1"] == 1.0  # only i8 is left

@@ -7,8 +7,9 @@ so every answer comes from state frozen at the previous midnight — a nightly b
 changes "daily" (a data set spanning one hour, like the DataSQRL clickstream, needs minutes).
 
 Items the user already interacted with are never recommended (in stale mode: those known at the last
-refresh, as a nightly system would know them), and a target the user already interacted with is skipped:
-it is a repeat, not a discovery.
+refresh, as a nightly system would know them — ``stale_exclusions="all"`` lets stale leave out today's
+items too, to separate that effect from the staleness of the scores), and a target the user already
+interacted with is skipped: it is a repeat, not a discovery.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def replay(
     seed: int = 0,
     progress: Progress | None = None,
     period: float = DAY,
+    stale_exclusions: Literal["state", "all"] = "state",
 ) -> ReplayOutcome:
     """Replay ``data`` in ``mode`` and score every strategy on the same targets."""
     started = time.perf_counter()
@@ -102,7 +104,8 @@ def replay(
             targets += 1
             for name in strategies:
                 t0 = time.perf_counter()
-                recs = engine.recommend(event.user_id, name, k=k, exclude=user_seen)
+                excluded = user_touched if stale_exclusions == "all" else user_seen
+                recs = engine.recommend(event.user_id, name, k=k, exclude=excluded)
                 spent[name] += time.perf_counter() - t0
                 scores[name].add([r.item_id for r in recs], event.item_id)
         user_touched.add(event.item_id)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -50,6 +50,7 @@ class EvalOptions:
     workers: int = field(default_factory=lambda: max(1, min(3, os.cpu_count() or 1)))
     mapping: RatingMapping = field(default_factory=RatingMapping)
     period: float = DAY  # how often stale state is refreshed (and CF retrained, in both modes)
+    stale_exclusions: Literal["state", "all"] = "state"
 
 
 def eval_settings(settings: Settings, dim: int | None, seed: int) -> Settings:
@@ -94,6 +95,7 @@ def _replay_job(
         seed=options.seed,
         progress=lambda n: updates.put((mode, n)),
         period=options.period,
+        stale_exclusions=options.stale_exclusions,
     )
     return {
         "scores": outcome.scores,
@@ -162,6 +164,7 @@ def run(options: EvalOptions, settings: Settings, console: Console | None = None
         "seed": options.seed,
         "sample": options.sample,
         "refresh_seconds": options.period,
+        "stale_exclusions": options.stale_exclusions,
         "events": len(data.events),
         "items": len(data.items),
         "catalog_size": data.catalog_size,
