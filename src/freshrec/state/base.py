@@ -26,6 +26,10 @@ from typing import Any, Protocol
 Fields = Mapping[str, float]
 
 
+class LogGap(LookupError):
+    """A change log no longer holds the position asked for (it was trimmed): read everything again."""
+
+
 class StateStore(Protocol):
     """Storage of feature-view state. Implementations: :mod:`freshrec.state.memory`."""
 
@@ -170,6 +174,30 @@ class StateStore(Protocol):
     def forget_seen_beyond(self, keep: int) -> None:
         """Keep only the ``keep`` event ids marked with the latest times."""
 
+    # -- documents and change logs (the catalog and models a distributed deployment shares) ----------
+    def doc_put(self, ns: str, key: str, value: bytes | None) -> None:
+        """Store ``value`` under ``key`` (None removes it)."""
+
+    def doc_get(self, ns: str, key: str) -> bytes | None:
+        """The value under ``key``, or None."""
+        ...
+
+    def docs(self, ns: str) -> dict[str, bytes]:
+        """Every key of ``ns`` with its value."""
+        ...
+
+    def log_append(self, ns: str, value: bytes) -> None:
+        """Append ``value`` to the change log ``ns``."""
+
+    def log_tail(self, ns: str) -> str:
+        """The position after the newest entry (where a reader starting now begins)."""
+        ...
+
+    def log_read(self, ns: str, after: str, limit: int) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` entries after position ``after``, oldest first, each with its own position;
+        :class:`LogGap` when entries after ``after`` were trimmed away."""
+        ...
+
     # -- whole-state ---------------------------------------------------------------------------------
     def dump(self) -> bytes:
         """The whole state, for a snapshot."""
@@ -184,10 +212,27 @@ class StateStore(Protocol):
 
 
 def open_state(url: str) -> StateStore:
-    """A state back end from its URL: ``memory://`` (default)."""
+    """A state back end from its URL: ``memory://`` (default) or ``redis://host:port/db[?prefix=name]``.
+
+    ``redis://`` (also ``rediss://``, ``unix://``, ``valkey[s]://``) is Redis ≥ 7 or Valkey, see
+    :mod:`freshrec.state.redis`; ``prefix`` (default ``freshrec``) starts every key, so several stores can
+    share one database.
+    """
     if url in ("memory://", "memory", ""):
         from freshrec.state.memory import MemoryState
 
         return MemoryState()
     scheme = url.split("://", 1)[0]
-    raise ValueError(f"unsupported state URL {url!r} (scheme {scheme!r}); supported: memory://")
+    if scheme in ("redis", "rediss", "unix", "valkey", "valkeys"):
+        try:
+            from freshrec.state.redis import RedisState
+        except ImportError as exc:
+            if (exc.name or "").partition(".")[0] != "redis":
+                raise
+            raise ImportError(
+                f"state URL {url!r} needs the Redis client: pip install 'freshrec[distributed]'"
+            ) from exc
+        return RedisState.from_url(url)
+    raise ValueError(
+        f"unsupported state URL {url!r} (scheme {scheme!r}); supported: memory://, redis[s]://, unix://"
+    )

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from freshrec.state.base import Fields
+from freshrec.state.base import Fields, LogGap
 from freshrec.state.ranking import Ranking
 
 _Counters = dict[str, dict[Hashable, dict[str, float]]]
@@ -39,6 +39,8 @@ class MemoryState:
         self._timelines: dict[str, dict[str, list[tuple[float, int, str]]]] = defaultdict(dict)
         self._timeline_seq = 0
         self._seen: dict[str, float] = {}
+        self._docs: dict[str, dict[str, bytes]] = defaultdict(dict)
+        self._logs: dict[str, list[bytes]] = defaultdict(list)
 
     # -- batches ------------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -239,7 +241,7 @@ class MemoryState:
         entries = self._timelines[ns].get(key)
         self._timeline_seq += 1
         entry = (ts, self._timeline_seq, value)
-        if entries is None:
+        if not entries:
             self._timelines[ns][key] = [entry]
         elif ts >= entries[-1][0]:
             entries.append(entry)
@@ -284,6 +286,32 @@ class MemoryState:
         self._seen = dict(newest)
 
     # -- whole state ---------------------------------------------------------------------------------
+    # -- documents and change logs ---------------------------------------------------------------------
+    def doc_put(self, ns: str, key: str, value: bytes | None) -> None:
+        if value is None:
+            self._docs[ns].pop(key, None)
+        else:
+            self._docs[ns][key] = value
+
+    def doc_get(self, ns: str, key: str) -> bytes | None:
+        return self._docs.get(ns, {}).get(key)
+
+    def docs(self, ns: str) -> dict[str, bytes]:
+        return dict(self._docs.get(ns, {}))
+
+    def log_append(self, ns: str, value: bytes) -> None:
+        self._logs[ns].append(value)
+
+    def log_tail(self, ns: str) -> str:
+        return _log_id(len(self._logs.get(ns, ())))
+
+    def log_read(self, ns: str, after: str, limit: int) -> list[tuple[str, bytes]]:
+        entries = self._logs.get(ns, [])
+        start = int(after)
+        if start > len(entries):
+            raise LogGap(f"log {ns!r} has no position {after}")
+        return [(_log_id(n + 1), v) for n, v in enumerate(entries[start : start + limit], start)]
+
     def dump(self) -> bytes:
         parts: dict[str, Any] = {name: _plain(getattr(self, name)) for name in _PARTS}
         parts["timeline_seq"] = self._timeline_seq
@@ -294,8 +322,10 @@ class MemoryState:
         for name in _PARTS:
             if name == "_seen":
                 self._seen = parts[name]
+            elif name == "_logs":
+                self._logs = defaultdict(list, parts.get(name, {}))
             else:
-                setattr(self, name, defaultdict(dict, parts[name]))
+                setattr(self, name, defaultdict(dict, parts.get(name, {})))
         self._timeline_seq = parts.get("timeline_seq", 0)
 
     def stats(self) -> dict[str, int]:
@@ -318,7 +348,13 @@ _PARTS = (
     "_sets",
     "_timelines",
     "_seen",
+    "_docs",
+    "_logs",
 )
+
+
+def _log_id(position: int) -> str:
+    return str(position)
 
 
 def _plain(value: Any) -> Any:
