@@ -206,6 +206,30 @@ class Catalog:
         self._put(item, old)
         return old, item
 
+    def replace(self, item: Item) -> None:
+        """Put ``item`` (mirroring a change another process made).
+
+        Two items known only from events are merged attribute by attribute, the latest observation of
+        each winning, so mirrors that receive concurrent observations in different orders agree.
+        """
+        old = self.items.get(item.item_id)
+        if old is not None and old.observed and item.observed and old.observed_at and item.observed_at:
+            seen_at = dict(old.observed_at)
+            values = {n: getattr(old, n) for n in ("category", "brand", "price")}
+            for name, stamp in item.observed_at.items():
+                if name not in seen_at or stamp > seen_at[name]:
+                    seen_at[name] = stamp
+                    values[name] = getattr(item, name)
+            item = Item(
+                item.item_id,
+                created_at=min(old.created_at, item.created_at),
+                updated_at=max(old.updated_at, item.updated_at),
+                observed=True,
+                observed_at=seen_at,
+                **values,
+            )
+        self._put(item, old)
+
     def load(self, items: Iterable[Item]) -> None:
         """Replace the whole catalog (restoring a snapshot)."""
         self.items.clear()

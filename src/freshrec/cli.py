@@ -81,13 +81,7 @@ def serve(
     from freshrec.engine import Engine
     from freshrec.storage.datadir import DataDir
 
-    if kafka or topic:
-        raise click.ClickException(
-            "distributed mode (--kafka/--topic) is not available in this version; run embedded (the default)"
-        )
-    settings = _settings(config, clock=clock, state=state)
-    if settings.state not in ("memory://", "memory", ""):
-        raise click.ClickException(f"state back end {settings.state!r} is not available; use memory://")
+    settings = _kafka_settings(_settings(config, clock=clock, state=state), kafka, topic)
     server = settings.server
     server = server.model_copy(
         update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -95,6 +89,14 @@ def serve(
     storage = settings.storage.model_copy(update={"fsync": settings.storage.fsync and not no_fsync})
     settings = settings.model_copy(update={"server": server, "storage": storage})
     datadir = None
+    if _distributed(settings):
+        app = _distributed_app(settings)
+        console.print(
+            f"[green]freshrec[/] API replica on http://{server.host}:{server.port}: state {settings.state}, "
+            f"writes to {settings.kafka.bootstrap} topic {settings.kafka.events_topic}"
+        )
+        uvicorn.run(app, host=server.host, port=server.port, log_level="warning", access_log=False)
+        return
     if ephemeral:
         engine = Engine(settings)
     else:
@@ -111,6 +113,41 @@ def serve(
     app = create_app(engine, datadir)
     console.print(f"[green]freshrec[/] listening on http://{server.host}:{server.port}  (docs: /docs)")
     uvicorn.run(app, host=server.host, port=server.port, log_level="warning", access_log=False)
+
+
+def _kafka_settings(
+    settings: Settings, kafka: str | None, topic: str | None, group: str | None = None
+) -> Settings:
+    update = {"bootstrap": kafka, "events_topic": topic, "group": group}
+    chosen = {k: v for k, v in update.items() if v is not None}
+    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update=chosen)})
+
+
+def _distributed(settings: Settings) -> bool:
+    """Whether the settings ask for distributed mode (a half-configured one is refused, saying why)."""
+    from freshrec.distributed.setup import is_distributed
+
+    shared = is_distributed(settings)
+    if not shared and settings.state not in ("memory://", "memory", ""):
+        raise click.ClickException(
+            f"state back end {settings.state!r} is not supported; use memory:// or redis://HOST:PORT/DB"
+        )
+    if shared != (settings.kafka.bootstrap is not None):
+        raise click.ClickException(
+            "distributed mode needs both --state redis://... and --kafka HOST:PORT (embedded needs neither)"
+        )
+    return shared
+
+
+def _distributed_app(settings: Settings) -> Any:
+    try:
+        from freshrec.distributed.setup import api_app
+
+        return api_app(settings)
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:
+        raise click.ClickException(f"cannot start the API replica: {type(exc).__name__}: {exc}") from None
 
 
 def _sink(url: str | None, data_dir: Path | None, config: Path | None, api_key: str | None) -> Sink:
@@ -272,17 +309,26 @@ def demo(
 @click.option(
     "--api-key", envvar="FRESHREC_API_KEY", default=None, help="Write key, when the server has one."
 )
+@click.option(
+    "--state", default=None, help="Distributed mode: the shared state (redis://...); replicas load the model."
+)
 @config_option
-def train(url: str | None, data_dir: Path | None, api_key: str | None, config: Path | None) -> None:
+def train(
+    url: str | None, data_dir: Path | None, api_key: str | None, state: str | None, config: Path | None
+) -> None:
     """(Re)train the CF model (ALS) on every event so far. Item embeddings are computed on upsert."""
     import httpx
 
     from freshrec.storage.datadir import DataDir
 
-    if (url is None) == (data_dir is None):
+    if sum(x is not None for x in (url, data_dir, state)) != 1:
         raise click.UsageError(
-            "give exactly one of --url (a running server) or --data-dir (no server running)"
+            "give exactly one of --url (a running server), --data-dir (no server running) or --state "
+            "(the shared state of a distributed deployment)"
         )
+    if state is not None:
+        _train_shared(_settings(config, state=state))
+        return
     if url is not None:
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         with console.status(f"training on {url} ..."):
@@ -317,6 +363,81 @@ def train(url: str | None, data_dir: Path | None, api_key: str | None, config: P
     if model is None:
         raise click.ClickException(f"{data_dir} has no interactions to learn from")
     _print_model(model.info.to_json())
+
+
+def _train_shared(settings: Settings) -> None:
+    from freshrec.distributed.setup import is_distributed
+    from freshrec.distributed.setup import train as train_shared
+
+    if not is_distributed(settings):
+        raise click.UsageError(f"--state must be a shared state URL (redis://...), not {settings.state!r}")
+    columns = (TextColumn("training ALS"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as bars:
+        task = bars.add_task("train", total=settings.cf.iterations)
+        model = train_shared(settings, lambda done, total: bars.update(task, completed=done, total=total))
+    _print_model(None if model is None else model.info.to_json())
+
+
+@main.command()
+@click.option("--kafka", default=None, help="Kafka bootstrap servers [setting kafka.bootstrap].")
+@click.option("--topic", default=None, help="Events topic [default: freshrec.events].")
+@click.option("--group", default=None, help="Consumer group [default: freshrec-workers].")
+@click.option("--state", default=None, help="Shared state URL, redis://HOST:PORT/DB.")
+@click.option("--clock", type=click.Choice(["wall", "event"]), default=None, help="What 'now' is.")
+@click.option(
+    "--idle-exit",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Exit after this many seconds without records (catch-up runs) [default: run until stopped].",
+)
+@config_option
+def worker(
+    kafka: str | None,
+    topic: str | None,
+    group: str | None,
+    state: str | None,
+    clock: str | None,
+    idle_exit: float | None,
+    config: Path | None,
+) -> None:
+    """Apply the Kafka topics to the shared state (one member of a consumer group)."""
+    import time
+
+    settings = _kafka_settings(_settings(config, state=state, clock=clock), kafka, topic, group)
+    if not _distributed(settings):
+        raise click.UsageError("freshrec worker needs --kafka HOST:PORT and --state redis://...")
+    from freshrec.distributed.setup import open_engine
+    from freshrec.distributed.worker import Worker, WorkerStats
+
+    engine, _ = open_engine(settings)
+    running = Worker(settings, engine)
+    running.install_signal_handlers()
+    started = last = time.monotonic()
+
+    def report(stats: WorkerStats) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= 5.0:
+            last = now
+            rate = stats.events_applied / max(1e-9, now - started)
+            console.print(
+                f"{stats.records:,} records, {stats.events_applied:,} events applied ({rate:,.0f}/s), "
+                f"{stats.catalog_changes:,} catalog changes, {stats.dead_letters:,} dead letters; "
+                f"partitions {', '.join(stats.assigned) or 'none'}"
+            )
+
+    k = settings.kafka
+    console.print(
+        f"[green]freshrec worker[/] group {k.group}: {k.events_topic}, {k.items_topic} -> {settings.state}"
+    )
+    try:
+        running.run(idle_exit=idle_exit, on_batch=report)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    s = running.stats
+    console.print(
+        f"stopped: {s.records:,} records, {s.events_applied:,} events, {s.dead_letters:,} dead letters"
+    )
 
 
 @main.command("eval")

@@ -222,6 +222,26 @@ class ServerSettings(BaseModel):
     read_key: str | None = Field(None, description="When set, reads need `Authorization: Bearer <key>`.")
 
 
+class KafkaSettings(BaseModel):
+    """Distributed mode (SPEC §0): the event log on a Kafka-protocol broker, consumed by `freshrec worker`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bootstrap: str | None = Field(
+        None, description="Broker list `host:port[,...]`; set = `serve` publishes writes to Kafka."
+    )
+    events_topic: str = Field("freshrec.events", min_length=1, description="Events, keyed by user_id.")
+    items_topic: str = Field("freshrec.items", min_length=1, description="Catalog changes, keyed by item_id.")
+    dead_letter_topic: str = Field(
+        "freshrec.dead-letter", min_length=1, description="Records a worker could not apply, with the reason."
+    )
+    group: str = Field("freshrec-workers", min_length=1, description="Consumer group of the workers.")
+    partitions: int = Field(8, ge=1, description="Partitions of topics freshrec creates (when absent).")
+    batch_size: int = Field(1000, ge=1, description="Most records a worker applies in one transaction.")
+    session_timeout_ms: int = Field(10_000, ge=1000, description="A dead worker's partitions move after it.")
+    delivery_timeout_ms: int = Field(10_000, ge=100, description="How long `serve` waits for the broker.")
+
+
 class Settings(BaseSettings):
     """All of freshrec's settings."""
 
@@ -239,6 +259,7 @@ class Settings(BaseSettings):
     cf: CFSettings = Field(default_factory=CFSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,6 +45,8 @@ from freshrec.views.trending import ContentTrending
 from freshrec.views.useritems import UserItems
 
 T = TypeVar("T")
+ENGINE_NS = "engine"  # the clock and counters a distributed deployment shares
+ENGINE_KEY = "engine"
 USER_STRATEGIES = ("hybrid", "personalized", "session", "trending_for_you", "trending")
 SNAPSHOT_VERSION = 2
 
@@ -53,6 +56,23 @@ class Journal(Protocol):
 
     def append(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Write records durably; return only once they are durable."""
+
+
+class SharedCatalog(Protocol):
+    """What the processes of one distributed deployment share besides view state: the catalog.
+
+    Catalog changes (upserts, deletes, items observed in events) are written by whichever process applies
+    them, inside the state batch that applies their effects on the views; every process mirrors the
+    changes into its own :class:`Catalog` and vector index. Implementation:
+    :mod:`freshrec.distributed.catalog`.
+    """
+
+    def publish(self, change: Mapping[str, Any]) -> None:
+        """Record ``change`` as part of the state batch being written."""
+
+    def changes(self) -> list[dict[str, Any]]:
+        """Every change since the previous call (all of them on the first), in order."""
+        ...
 
 
 @dataclass(slots=True)
@@ -74,9 +94,12 @@ def items_record(items: Sequence[ItemIn], stamp: float) -> dict[str, Any]:
 class Engine:
     """Feature views updated per event, strategies answering from them."""
 
-    def __init__(self, settings: Settings, store: StateStore | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: StateStore | None = None, shared: SharedCatalog | None = None
+    ) -> None:
         self.settings = settings
         self.store = store if store is not None else open_state(settings.state)
+        self.shared = shared
         self.tiers = PriceTiers(settings.price_tiers)
         self.catalog = Catalog(self.tiers)
         self.content = ContentIndex(settings.embeddings, self.catalog)
@@ -171,6 +194,10 @@ class Engine:
         """Wall-clock time (``clock = "wall"``) or the largest event time applied (``"event"``)."""
         if self.settings.clock == "wall":
             return time.time()
+        if self.shared is not None:
+            fields = self.store.fields(ENGINE_NS, ENGINE_KEY, "")
+            if fields is not None:
+                self.event_clock = max(self.event_clock, fields.get("event_clock", 0.0))
         return self.event_clock
 
     # -- writes -------------------------------------------------------------------------------------
@@ -204,8 +231,11 @@ class Engine:
         """Apply already-journaled, de-duplicated events to every view."""
         if not events:
             return
+        if self.shared is not None:
+            self.sync_catalog()
         store = self.store
         catalog = self.catalog
+        late_before = self.features.co_visits.late_events
         items = catalog.items
         tiers_of = self.tiers.of
         weights = self.weights
@@ -224,6 +254,7 @@ class Engine:
                 )
                 if change is not None:
                     self._item_changed(*change)
+                    self._publish_put(change[1], None)
                 item = items[event.item_id]
             price = event.price if event.price is not None else item.price
             item_tier = tiers_of(item.price)
@@ -241,6 +272,13 @@ class Engine:
             for view in views:
                 view.apply(event, attrs, store, now)
             store.mark_seen(event.event_id, arrival)
+        if self.shared is not None:
+            late = self.features.co_visits.late_events - late_before
+            store.add(
+                ENGINE_NS, ENGINE_KEY, "", {"applied_events": len(events), "co_visit_late_events": late}
+            )
+            if event_clock:
+                store.put_max(ENGINE_NS, ENGINE_KEY, "", "event_clock", now)
         store.commit()
         self.applied_events += len(events)
         self.expire(now)
@@ -280,12 +318,28 @@ class Engine:
         """Items with their embeddings computed (slow: the API runs it in a worker thread)."""
         return self.content.prepare(incoming)
 
-    def apply_items(self, incoming: Sequence[ItemIn], stamp: float) -> list[Item]:
+    def apply_items(
+        self, incoming: Sequence[ItemIn], stamp: float, record_id: str | None = None
+    ) -> list[Item]:
+        """Upsert items (their effects on the views in one state batch).
+
+        ``record_id`` names the write (a Kafka record): a write already applied is skipped, so re-delivery
+        after a crash changes nothing.
+        """
+        if self.shared is not None:
+            self.sync_catalog()
+        if record_id is not None and self.store.seen(record_id):
+            return []
         out = []
+        self.store.begin()
         for one in incoming:
             old, new = self.catalog.upsert(one, stamp)
             self._item_changed(old, new)
+            self._publish_put(new, one.embedding if one.embedding is not None else False)
             out.append(new)
+        if record_id is not None:
+            self.store.mark_seen(record_id, time.time())
+        self.store.commit()
         self.content.apply(incoming)
         return out
 
@@ -296,12 +350,50 @@ class Engine:
             self.journal.append([{"op": "delete_item", "item_id": item_id}])
         return self.apply_delete(item_id)
 
-    def apply_delete(self, item_id: str) -> bool:
+    def apply_delete(self, item_id: str, record_id: str | None = None) -> bool:
+        if self.shared is not None:
+            self.sync_catalog()
+        if record_id is not None and self.store.seen(record_id):
+            return False
+        self.store.begin()
         old = self.catalog.delete(item_id)
         if old is not None:
             self._item_changed(old, None)
+            if self.shared is not None:
+                self.shared.publish({"op": "delete", "item_id": item_id})
+        if record_id is not None:
+            self.store.mark_seen(record_id, time.time())
+        self.store.commit()
+        if old is not None:
             self.content.remove(item_id)
         return old is not None
+
+    def _publish_put(self, item: Item, embedding: list[float] | bool | None) -> None:
+        """Share a catalog change: ``embedding`` a vector, False (none: leaves the index), None (kept)."""
+        if self.shared is not None:
+            self.shared.publish({"op": "put", "item": dataclasses.asdict(item), "embedding": embedding})
+
+    def sync_catalog(self) -> int:
+        """Mirror the catalog changes other processes made (distributed mode); returns how many."""
+        if self.shared is None:
+            return 0
+        changes = self.shared.changes()
+        for change in changes:
+            if change["op"] == "delete":
+                if self.catalog.delete(change["item_id"]) is not None:
+                    self.content.remove(change["item_id"])
+                continue
+            data = dict(change["item"])
+            if data.get("observed_at") is not None:
+                data["observed_at"] = {k: (float(v[0]), str(v[1])) for k, v in data["observed_at"].items()}
+            item = Item(**data)
+            self.catalog.replace(item)
+            embedding = change.get("embedding")
+            if embedding is False:
+                self.content.remove(item.item_id)
+            elif isinstance(embedding, list):
+                self.content.apply([ItemIn(item_id=item.item_id, embedding=embedding)])
+        return len(changes)
 
     def apply_record(self, record: Mapping[str, Any]) -> None:
         """Apply one journal record (recovery)."""
@@ -479,12 +571,20 @@ class Engine:
             "items": items,
         }
 
+    def total_applied(self) -> tuple[int, int]:
+        """Events applied and co-visit late events, by this process or (distributed) by every worker."""
+        if self.shared is None:
+            return self.applied_events, self.features.co_visits.late_events
+        fields = self.store.fields(ENGINE_NS, ENGINE_KEY, "") or {}
+        return int(fields.get("applied_events", 0.0)), int(fields.get("co_visit_late_events", 0.0))
+
     def stats(self) -> dict[str, Any]:
+        applied, late = self.total_applied()
         return {
             "items": len(self.catalog),
-            "applied_events": self.applied_events,
+            "applied_events": applied,
             "duplicate_events": self.duplicate_events,
-            "co_visit_late_events": self.features.co_visits.late_events,
+            "co_visit_late_events": late,
             "cf_model_version": None if self.cf.model is None else self.cf.model.info.version,
             "cf_model_events": None if self.cf.model is None else self.cf.model.info.events,
             "clock": self.settings.clock,

@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,10 +18,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from freshrec.api.graphql import graphql_router
 from freshrec.api.responses import JSON
 from freshrec.api.routes import admin, events, items, meta, related, users
-from freshrec.catalog import ItemIn
-from freshrec.engine import Engine
+from freshrec.catalog import Item, ItemIn
+from freshrec.engine import Engine, events_record, items_record
 from freshrec.errors import InvalidInput, NotFound
+from freshrec.events import Event
 from freshrec.metrics import Metrics
+from freshrec.ranking.base import Recommendation
 from freshrec.storage.datadir import DataDir
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,53 @@ class Runtime:
         if self.engine.content.embedder is None:
             return items
         return await asyncio.to_thread(self.engine.prepare_items, items)
+
+    # -- writes: the embedded runtime journals and applies; a distributed one publishes to Kafka ----------
+    async def write_events(self, events: Sequence[Event]) -> int:
+        """Make ``events`` durable and applied; returns how many were new."""
+        engine = self.engine
+        async with self.write_lock:
+            fresh = engine.new_events(events)
+            await self.journal_and_apply(
+                [events_record(fresh)] if fresh else [], lambda: engine.apply_events(fresh)
+            )
+        return len(fresh)
+
+    async def write_items(self, items: list[ItemIn], stamp: float) -> list[Item]:
+        """Upsert prepared items (embeddings computed); returns them as stored."""
+        async with self.write_lock:
+            stored: list[Item] = await self.journal_and_apply(
+                [items_record(items, stamp)], lambda: self.engine.apply_items(items, stamp)
+            )
+        return stored
+
+    async def write_delete(self, item_id: str) -> None:
+        async with self.write_lock:
+            await self.journal_and_apply(
+                [{"op": "delete_item", "item_id": item_id}], lambda: self.engine.apply_delete(item_id)
+            )
+
+    #: 202 once the write is durable *and applied* (embedded); a distributed runtime says "published"
+    applied_on_ack = True
+    #: exceptions meaning the state store is unreachable: answered 503 (never 500) by every route
+    unavailable_errors: tuple[type[Exception], ...] = ()
+
+    def status(self) -> dict[str, Any]:
+        """How this process runs, for ``/health``."""
+        return {"mode": "embedded"}
+
+    def close(self) -> None:
+        """Release what the runtime holds (called once at shutdown)."""
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def before_read(self) -> None:
+        """Bring process-local mirrors up to date (distributed mode); nothing in embedded mode."""
+
+    def recommend(
+        self, user_id: str, strategy: str, **options: Any
+    ) -> tuple[list[Recommendation], str | None]:
+        """The user's recommendations and, when they could not be computed fresh, why (a degraded mode)."""
+        return self.engine.recommend(user_id, strategy, **options), None
 
     async def journal_and_apply(self, records: list[dict[str, Any]], apply: Callable[[], Any]) -> Any:
         """Make ``records`` durable (off the event loop), then apply them; caller holds the write lock."""
@@ -77,7 +126,7 @@ class Runtime:
             raise InvalidInput("a CF training is already running", status=409)
         started = time.perf_counter()
         async with self.write_lock:
-            data = await asyncio.to_thread(cf.collect, engine.store, engine.applied_events)
+            data = await asyncio.to_thread(cf.collect, engine.store, engine.total_applied()[0])
         collected = time.perf_counter() - started
         model = await asyncio.to_thread(cf.fit, data)
         return {
@@ -95,7 +144,10 @@ class Runtime:
         while True:
             await asyncio.sleep(every if cf.model is not None else min(every, 30.0))
             trained_on = cf.model.info.events if cf.model is not None else 0
-            if self.engine.applied_events - trained_on < max(1, cf.settings.min_new_events) or cf.training:
+            if (
+                self.engine.total_applied()[0] - trained_on < max(1, cf.settings.min_new_events)
+                or cf.training
+            ):
                 continue
             try:
                 await self.retrain()
@@ -103,8 +155,9 @@ class Runtime:
                 log.exception("scheduled CF retrain failed; the current model keeps serving")
 
 
-def create_app(engine: Engine, datadir: DataDir | None = None) -> FastAPI:
-    runtime = Runtime(engine, datadir)
+def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """The HTTP app of ``engine``; ``runtime`` replaces the embedded one (distributed mode)."""
+    runtime = runtime if runtime is not None else Runtime(engine, datadir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -116,6 +169,7 @@ def create_app(engine: Engine, datadir: DataDir | None = None) -> FastAPI:
         async with runtime.write_lock:
             if datadir is not None:
                 datadir.close()
+            runtime.close()
 
     app = FastAPI(
         title="freshrec",
@@ -136,6 +190,13 @@ def create_app(engine: Engine, datadir: DataDir | None = None) -> FastAPI:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSON:
         return JSON({"error": f"not found: {exc.what}", "details": []}, status_code=404)
+
+    async def unavailable(request: Request, exc: Exception) -> JSON:
+        body = {"error": f"the state store is unreachable, try again shortly: {exc}", "details": []}
+        return JSON(body, status_code=503, headers={"Retry-After": "1"})
+
+    for error in runtime.unavailable_errors:
+        app.add_exception_handler(error, unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSON:

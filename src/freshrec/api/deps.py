@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from freshrec.api.app import Runtime
 
 
+#: set on answers computed without the state store (distributed mode during an outage): why, and from what
+DEGRADED_HEADER = "X-Freshrec-Degraded"
+
+
 def runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 

@@ -16,7 +16,6 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.types import Info
 
 from freshrec.catalog import validate_items
-from freshrec.engine import events_record, items_record
 from freshrec.errors import InvalidInput
 from freshrec.events import validate_events
 
@@ -111,11 +110,7 @@ class Mutation:
             events = validate_events(raw, rt.engine.settings.events)
         except InvalidInput as exc:
             raise _graphql_error(exc) from None
-        async with rt.write_lock:
-            fresh = rt.engine.new_events(events)
-            await rt.journal_and_apply(
-                [events_record(fresh)] if fresh else [], lambda: rt.engine.apply_events(fresh)
-            )
+        await rt.write_events(events)
         return ClickResponse(source_time=_rfc3339(events[0].ts), event_id=events[0].event_id)
 
     @strawberry.mutation(name="Content", description="Add or replace a page (its embedding is computed).")
@@ -129,10 +124,7 @@ class Mutation:
             raise _graphql_error(exc) from None
         stamp = time.time()
         prepared = await rt.prepare_items(items)
-        async with rt.write_lock:
-            await rt.journal_and_apply(
-                [items_record(prepared, stamp)], lambda: rt.engine.apply_items(prepared, stamp)
-            )
+        await rt.write_items(prepared, stamp)
         return ContentResponse(url=event.url, source_time=_rfc3339(stamp))
 
 

@@ -31,5 +31,5 @@ async def train(request: Request) -> JSON:
 )
 async def models(request: Request) -> JSON:
     engine = runtime(request).engine
-    body: dict[str, Any] = {"cf": engine.cf.status(), "applied_events": engine.applied_events}
+    body: dict[str, Any] = {"cf": engine.cf.status(), "applied_events": engine.total_applied()[0]}
     return JSON(body)

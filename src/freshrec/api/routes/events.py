@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Request
 from freshrec.api.deps import read_body, require_write, runtime
 from freshrec.api.responses import JSON
 from freshrec.api.schemas import ERRORS, Accepted
-from freshrec.engine import events_record
 from freshrec.errors import InvalidInput
 from freshrec.events import EventIn, parse_event_payload
 
@@ -45,12 +44,7 @@ async def post_events(request: Request) -> JSON:
     except InvalidInput:
         rt.metrics.events_rejected.inc()
         raise
-    engine = rt.engine
-    async with rt.write_lock:
-        fresh = engine.new_events(events)
-        await rt.journal_and_apply(
-            [events_record(fresh)] if fresh else [], lambda: engine.apply_events(fresh)
-        )
+    applied = await rt.write_events(events)
     rt.metrics.events_accepted.inc(len(events))
-    rt.metrics.events_applied.inc(len(fresh))
+    rt.metrics.events_applied.inc(applied)
     return JSON({"accepted": len(events), "event_ids": [e.event_id for e in events]}, status_code=202)

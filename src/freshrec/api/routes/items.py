@@ -12,7 +12,6 @@ from freshrec.api.deps import read_body, require_read, require_write, runtime
 from freshrec.api.responses import JSON
 from freshrec.api.schemas import ERRORS
 from freshrec.catalog import ItemIn, validate_item, validate_items
-from freshrec.engine import items_record
 from freshrec.errors import InvalidInput, NotFound
 
 router = APIRouter(tags=["items"])
@@ -45,11 +44,8 @@ async def put_item(item_id: str, request: Request) -> JSON:
         )
     prepared = await rt.prepare_items([validate_item({**payload, "item_id": item_id})])
     stamp = time.time()
-    async with rt.write_lock:
-        stored = await rt.journal_and_apply(
-            [items_record(prepared, stamp)], lambda: rt.engine.apply_items(prepared, stamp)
-        )
-    return JSON(stored[0].to_json())
+    stored = await rt.write_items(prepared, stamp)
+    return JSON(stored[0].to_json(), status_code=200 if rt.applied_on_ack else 202)
 
 
 @router.post(
@@ -65,10 +61,12 @@ async def post_items(request: Request) -> JSON:
     rt = runtime(request)
     items = await rt.prepare_items(validate_items(_decode(await read_body(request, MAX_ITEMS_BODY))))
     stamp = time.time()
-    async with rt.write_lock:
-        await rt.journal_and_apply([items_record(items, stamp)], lambda: rt.engine.apply_items(items, stamp))
+    await rt.write_items(items, stamp)
     rt.metrics.items.set(len(rt.engine.catalog))
-    return JSON({"upserted": len(items), "item_ids": [i.item_id for i in items]})
+    return JSON(
+        {"upserted": len(items), "item_ids": [i.item_id for i in items]},
+        status_code=200 if rt.applied_on_ack else 202,
+    )
 
 
 @router.get(
@@ -91,8 +89,5 @@ async def delete_item(item_id: str, request: Request) -> JSON:
     rt = runtime(request)
     if rt.engine.catalog.get(item_id) is None:
         raise NotFound(f"item {item_id!r}")
-    async with rt.write_lock:
-        await rt.journal_and_apply(
-            [{"op": "delete_item", "item_id": item_id}], lambda: rt.engine.apply_delete(item_id)
-        )
-    return JSON({"deleted": item_id})
+    await rt.write_delete(item_id)
+    return JSON({"deleted": item_id}, status_code=200 if rt.applied_on_ack else 202)

@@ -62,7 +62,10 @@ async def view_rows(
 @router.get("/health", tags=["meta"], summary="Liveness and a few numbers")
 async def health(request: Request) -> JSON:
     rt = runtime(request)
-    body = {"status": "ok", **rt.engine.stats()}
+    try:
+        body = {"status": "ok", **rt.status(), **rt.engine.stats()}
+    except rt.unavailable_errors as exc:
+        body = {"status": "degraded", **rt.status(), "error": f"state store unreachable: {exc}"}
     if rt.datadir is not None:
         body["data_dir"] = str(rt.datadir.path)
     return JSON(body)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from freshrec.api.deps import request_id, require_read, runtime
+from freshrec.api.deps import DEGRADED_HEADER, request_id, require_read, runtime
 from freshrec.api.responses import JSON
 from freshrec.api.schemas import ERRORS, Recommendations
 
@@ -33,9 +33,9 @@ async def user_recommendations(
     explain: Annotated[bool, Query(description="Include each item's score components.")] = False,
     exclude_purchased: Annotated[bool, Query(description="Leave out items the user bought.")] = True,
 ) -> JSON:
-    engine = runtime(request).engine
-    name = strategy or engine.settings.strategies.default
-    recs = engine.recommend(
+    rt = runtime(request)
+    name = strategy or rt.engine.settings.strategies.default
+    recs, degraded = rt.recommend(
         user_id, name, k=k, category=category or None, exclude_purchased=exclude_purchased, explain=explain
     )
     items = (
@@ -43,7 +43,10 @@ async def user_recommendations(
         if explain
         else [{"item_id": r.item_id, "score": r.score} for r in recs]
     )
-    return JSON({"user_id": user_id, "strategy": name, "request_id": request_id(), "items": items})
+    body = {"user_id": user_id, "strategy": name, "request_id": request_id(), "items": items}
+    if degraded is None:
+        return JSON(body)
+    return JSON({**body, "degraded": degraded}, headers={DEGRADED_HEADER: degraded})
 
 
 @router.get("/v1/users/{user_id:path}/profile", responses=ERRORS, summary="What freshrec knows about a user")

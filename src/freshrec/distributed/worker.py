@@ -1,0 +1,248 @@
+"""``freshrec worker``: one member of a consumer group that applies the Kafka topics to the shared state.
+
+Each poll gives at most ``kafka.batch_size`` records. They are decoded and validated; a record that cannot
+be applied (not JSON, not a valid event or catalog change) goes to the dead-letter topic with the reason in
+its ``error`` header, and nothing else of the batch is held back by it. The rest is applied through the same
+:class:`~freshrec.engine.Engine` the server runs, each write batch one atomic state transaction that also
+marks its ``event_id`` (or, for catalog changes, the record's topic/partition/offset) as applied. Only then
+are the offsets committed. A worker killed at any point loses nothing (uncommitted records are delivered
+again, to whichever worker takes the partition over) and counts nothing twice (applied ids are skipped).
+
+If the state store is unreachable, the batch is retried with back-off until it is applied: records are
+never skipped and offsets never move past what is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from freshrec.catalog import validate_items
+from freshrec.config import Settings
+from freshrec.distributed.kafka import client_config, ensure_topics, producer_config
+from freshrec.engine import Engine
+from freshrec.errors import InvalidInput
+from freshrec.events import Event, validate_events
+
+try:
+    from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError("freshrec worker needs confluent-kafka: pip install 'freshrec[distributed]'") from exc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    records: int = 0
+    events_applied: int = 0
+    catalog_changes: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    retries: int = 0
+    assigned: list[str] = field(default_factory=list)
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    k = settings.kafka
+    return {
+        **client_config(k),
+        "group.id": k.group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": k.session_timeout_ms,
+        "heartbeat.interval.ms": max(250, k.session_timeout_ms // 6),
+        "max.poll.interval.ms": max(300_000, k.session_timeout_ms),
+        "enable.partition.eof": False,
+        "fetch.wait.max.ms": 20,  # produce -> applied latency (the default 500 ms adds ~80 ms median)
+        "topic.metadata.refresh.interval.ms": 1000,
+    }
+
+
+def record_id(message: Message) -> str:
+    return f"kafka:{message.topic()}:{message.partition()}:{message.offset()}"
+
+
+class Worker:
+    """Consumes the events and items topics of ``settings.kafka`` into ``engine``'s state."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.kafka = settings.kafka
+        self.stats = WorkerStats()
+        self.stop_requested = threading.Event()
+        self._producer: Producer | None = None
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def run(
+        self, idle_exit: float | None = None, on_batch: Callable[[WorkerStats], None] | None = None
+    ) -> None:
+        """Consume until :meth:`stop` (or SIGTERM/SIGINT in the main thread); ``idle_exit`` ends the loop
+        after that many seconds without records (for one-shot catch-up runs)."""
+        ensure_topics(self.kafka)
+        consumer = Consumer(consumer_config(self.settings), logger=log)
+        self._producer = Producer(producer_config(self.kafka))
+        consumer.subscribe(
+            [self.kafka.events_topic, self.kafka.items_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+        )
+        idle_since = time.monotonic()
+        try:
+            while not self.stop_requested.is_set():
+                messages = consumer.consume(num_messages=self.kafka.batch_size, timeout=0.5)
+                usable = [m for m in messages if self._usable(m)]
+                if not usable:
+                    if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
+                        break
+                    continue
+                idle_since = time.monotonic()
+                self._apply_with_retry(usable)
+                consumer.commit(asynchronous=False)
+                self.stats.batches += 1
+                if on_batch is not None:
+                    on_batch(self.stats)
+        finally:
+            consumer.close()
+            self._producer.flush(10.0)
+
+    def stop(self) -> None:
+        self.stop_requested.set()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.stats.assigned = sorted(f"{p.topic}[{p.partition}]" for p in partitions)
+        log.info("assigned %s", ", ".join(self.stats.assigned) or "nothing")
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # every consumed record was applied and committed before the next poll, so nothing is pending
+        log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing")
+
+    def _usable(self, message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return True
+        if error.fatal():
+            raise RuntimeError(f"Kafka consumer failed: {error.str()}")
+        if error.code() != KafkaError._PARTITION_EOF:
+            log.warning("Kafka: %s", error.str())
+        return False
+
+    # -- applying a batch ---------------------------------------------------------------------------
+    def _apply_with_retry(self, messages: Sequence[Message]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                self.apply(messages)
+                return
+            except (InvalidInput, ValueError, KeyError, TypeError):
+                raise
+            except Exception as exc:  # the state store is unreachable: keep the batch and try again
+                if self.stop_requested.is_set():
+                    raise
+                self.stats.retries += 1
+                log.warning("applying %d records failed (%s); retrying in %.1fs", len(messages), exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def apply(self, messages: Sequence[Message]) -> None:
+        """Apply consecutive runs of events and of catalog changes, in the order they were consumed."""
+        run: list[Message] = []
+        for message in messages:
+            if run and run[-1].topic() != message.topic():
+                self._apply_run(run)
+                run = []
+            run.append(message)
+        if run:
+            self._apply_run(run)
+        if self._producer is not None and self.stats.dead_letters and self._producer.flush(10.0) > 0:
+            raise RuntimeError("the dead-letter topic did not acknowledge; the batch is retried")
+        self.stats.records += len(messages)
+
+    def _apply_run(self, run: Sequence[Message]) -> None:
+        if run[0].topic() == self.kafka.items_topic:
+            for message in run:
+                self._apply_catalog(message)
+        else:
+            self._apply_events(run)
+
+    def _apply_events(self, run: Sequence[Message]) -> None:
+        payloads: list[tuple[Message, Any]] = []
+        for message in run:
+            try:
+                payload = orjson.loads(message.value() or b"")
+            except orjson.JSONDecodeError as exc:
+                self.dead_letter(message, f"not JSON: {exc}")
+                continue
+            if isinstance(payload, dict) and "event_id" not in payload:
+                payload["event_id"] = record_id(message)  # the same id on every re-delivery
+            payloads.append((message, payload))
+        events: list[Event] = []
+        while payloads:
+            try:
+                events = validate_events([p for _, p in payloads], self.settings.events)
+                break
+            except InvalidInput as exc:
+                bad: dict[int, list[str]] = {}
+                for problem in exc.details:
+                    bad.setdefault(problem.index, []).append(f"{problem.field}: {problem.message}")
+                if not bad:  # a problem with the batch as a whole: judge each record alone
+                    bad = self._judge_each(payloads)
+                for index, reasons in sorted(bad.items()):
+                    self.dead_letter(payloads[index][0], "; ".join(reasons))
+                payloads = [p for n, p in enumerate(payloads) if n not in bad]
+        fresh = self.engine.new_events(events)
+        self.engine.apply_events(fresh)
+        self.stats.events_applied += len(fresh)
+
+    def _judge_each(self, payloads: Sequence[tuple[Message, Any]]) -> dict[int, list[str]]:
+        bad: dict[int, list[str]] = {}
+        for n, (_, payload) in enumerate(payloads):
+            try:
+                validate_events([payload], self.settings.events)
+            except InvalidInput as exc:
+                bad[n] = [exc.error]
+        return bad
+
+    def _apply_catalog(self, message: Message) -> None:
+        try:
+            record = orjson.loads(message.value() or b"")
+            op = record.get("op") if isinstance(record, dict) else None
+            if op == "items":
+                items = self.engine.prepare_items(validate_items(record.get("items")))
+                stamp = float(record.get("at", time.time()))
+                self.engine.apply_items(items, stamp, record_id=record_id(message))
+            elif op == "delete_item" and isinstance(record.get("item_id"), str):
+                self.engine.apply_delete(record["item_id"], record_id=record_id(message))
+            else:
+                raise InvalidInput("expected {'op': 'items', 'items': [...]} or {'op': 'delete_item', ...}")
+        except orjson.JSONDecodeError as exc:
+            self.dead_letter(message, f"not JSON: {exc}")
+            return
+        except InvalidInput as exc:
+            details = "; ".join(f"#{p.index} {p.field}: {p.message}" for p in exc.details)
+            self.dead_letter(message, f"{exc.error}{': ' + details if details else ''}")
+            return
+        self.stats.catalog_changes += 1
+
+    def dead_letter(self, message: Message, reason: str) -> None:
+        """Send a record that cannot be applied to the dead-letter topic, with why and where it came from."""
+        assert self._producer is not None
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("error", reason.encode()),
+            ("source", f"{message.topic()}:{message.partition()}:{message.offset()}".encode()),
+        ]
+        self._producer.produce(self.kafka.dead_letter_topic, message.value(), message.key(), headers=headers)
+        self.stats.dead_letters += 1
+        log.warning("dead-lettered %s: %s", record_id(message), reason)
