@@ -27,11 +27,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 
 from freshrec.catalog import validate_items
 from freshrec.config import Settings, load_settings
-from freshrec.distributed.kafka import producer_config
+from freshrec.distributed.kafka import ensure_topics, producer_config
 from freshrec.distributed.setup import open_engine
 from freshrec.engine import Engine, items_record
 from support import eventgen
@@ -220,8 +220,6 @@ def test_embedded_and_distributed_give_the_same_views_and_answers(
     expected = embedded(items, events)
     state = f"{redis.url}?prefix=same"
     settings = settings_for(state, broker.bootstrap)
-    from freshrec.distributed.kafka import ensure_topics
-
     ensure_topics(settings.kafka)
     reader, _ = open_engine(settings)
     with processes() as procs:
@@ -345,3 +343,45 @@ def test_a_redis_outage_degrades_answers_instead_of_failing_and_recovers(
             )
             assert client.get("/health").json()["status"] == "ok"
             assert client.post("/v1/events", json=events[:3]).status_code == 202
+
+
+def test_records_that_cannot_be_applied_go_to_the_dead_letter_topic_with_the_reason(
+    servers: tuple[RedisServer, KafkaBroker],
+) -> None:
+    redis, broker = servers
+    state = f"{redis.url}?prefix=dlq"
+    settings = settings_for(state, broker.bootstrap)
+    kafka = settings.kafka
+    good = {"event_id": "ok-1", "user_id": "u1", "item_id": "i1", "type": "view", "timestamp": 1_700_000_000}
+    producer = Producer(producer_config(kafka))
+    ensure_topics(kafka)
+    producer.produce(kafka.events_topic, b"{not json", b"u1")
+    producer.produce(kafka.events_topic, orjson.dumps({**good, "event_id": "bad-1", "type": "like"}), b"u1")
+    producer.produce(kafka.events_topic, orjson.dumps(good), b"u1")
+    producer.produce(kafka.items_topic, orjson.dumps({"op": "items", "items": [{"price": -1}]}), b"x")
+    assert producer.flush(10) == 0
+    reader, _ = open_engine(settings)
+    with processes() as procs:
+        procs.append(start_worker(state, broker.bootstrap))
+        wait_for(lambda: applied(reader) == 1, 60, "the valid event applied", procs)
+    assert reader.view_rows("user_history", "u1")[0]["event_id"] == "ok-1"
+
+    consumer = Consumer(broker.consumer_config("dlq-reader"))
+    consumer.subscribe([kafka.dead_letter_topic])
+    letters: list[dict[str, str]] = []
+    deadline = time.monotonic() + 30
+    while len(letters) < 3 and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is None or message.error() is not None:
+            continue
+        headers = {k: (v or b"").decode() for k, v in message.headers() or []}
+        letters.append({"value": (message.value() or b"").decode(), **headers})
+    consumer.close()
+    assert len(letters) == 3, letters
+    by_value = {letter["value"]: letter for letter in letters}
+    assert "not JSON" in by_value["{not json"]["error"]
+    assert by_value["{not json"]["source"].startswith(f"{kafka.events_topic}:")
+    unknown = next(v for k, v in by_value.items() if "bad-1" in k)
+    assert "unknown event type 'like'" in unknown["error"]
+    catalog = next(v for k, v in by_value.items() if '"op"' in k)
+    assert "price" in catalog["error"] and "item_id" in catalog["error"]

@@ -3,10 +3,10 @@
 ``RedisServer`` runs it on a free loopback port with persistence off (``--save ''``, ``--appendonly no``) and
 a temporary ``--dir``, waits until ``PING`` answers, and stops it by its PID (SIGTERM, then SIGKILL after a
 timeout). ``stop()``/``start()`` and ``restart()`` keep the port, so clients configured with :attr:`url`
-reconnect to the new process; a restart loses every key, as a crashed cache node would.
+reconnect to the new process; a restart loses every key, as a crashed cache node would::
 
->>> with RedisServer() as server:  # doctest: +SKIP
-...     url = server.url  # redis://127.0.0.1:<port>/0
+    with RedisServer() as server:
+        url = server.url  # redis://127.0.0.1:<port>/0
 """
 
 from __future__ import annotations

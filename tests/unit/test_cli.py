@@ -96,7 +96,11 @@ def test_spec_flags_exist(command: str, flags: list[str]) -> None:
 # replay
 
 
-def test_replay_of_the_datasqrl_files_into_a_data_dir(tmp_path: Path) -> None:
+def test_replay_of_the_datasqrl_files_into_a_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the replay is checked here; the embeddings in tests/conformance/test_similar_content_datasqrl.py
+    monkeypatch.setenv("FRESHREC_EMBEDDINGS__MODEL", "none")
     data = tmp_path / "data"
     result = run("replay", CONTENT, CLICKS, "--data-dir", data)
     assert result.exit_code == 0, result.output
