@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
             wait_for(load_wait, 60, "the catalog", procs)
             # both workers hold partitions of the events topic before the stream starts
             for proc in (victim, survivor):
-                wait_for(lambda p=proc: "freshrec.events[" in output(p), 60, "partitions assigned", procs)
+                wait_for(partial(_assigned, proc), 60, "partitions assigned", procs)
             chunks = eventgen.chunks(events, 100)
             third = len(chunks) // 3
             for chunk in chunks[:third]:
@@ -284,6 +285,14 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
                 body = client.get(f"/v1/users/{user}/recommendations", params={"k": 10}).json()
                 want = [r.item_id for r in expected.recommend(user, "hybrid", k=10)]
                 assert [i["item_id"] for i in body["items"]] == want
+
+
+def _assigned(proc: subprocess.Popen[bytes]) -> bool:
+    return "freshrec.events[" in output(proc)
+
+
+def _text(raw: str | bytes | None) -> str:
+    return raw.decode() if isinstance(raw, bytes) else (raw or "")
 
 
 def _healthy(api: str) -> bool:
@@ -374,8 +383,10 @@ def test_records_that_cannot_be_applied_go_to_the_dead_letter_topic_with_the_rea
         message = consumer.poll(0.5)
         if message is None or message.error() is not None:
             continue
-        headers = {k: (v or b"").decode() for k, v in message.headers() or []}
-        letters.append({"value": (message.value() or b"").decode(), **headers})
+        raw_headers = message.headers() or []
+        pairs = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
+        headers = {name: _text(raw) for name, raw in pairs}
+        letters.append({"value": _text(message.value()), **headers})
     consumer.close()
     assert len(letters) == 3, letters
     by_value = {letter["value"]: letter for letter in letters}
