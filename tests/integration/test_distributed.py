@@ -396,3 +396,36 @@ def test_records_that_cannot_be_applied_go_to_the_dead_letter_topic_with_the_rea
     assert "unknown event type 'like'" in unknown["error"]
     catalog = next(v for k, v in by_value.items() if '"op"' in k)
     assert "price" in catalog["error"] and "item_id" in catalog["error"]
+
+
+def test_a_model_trained_elsewhere_reaches_the_replicas(servers: tuple[RedisServer, KafkaBroker]) -> None:
+    redis, broker = servers
+    items, events = stream(seed=4)
+    state = f"{redis.url}?prefix=model"
+    port = free_port()
+    api = f"http://127.0.0.1:{port}"
+    with_cf = {"FRESHREC_CF__ENABLED": "true"}
+    with processes() as procs:
+        serve = ("serve", "--state", state, "--kafka", broker.bootstrap, "--port", str(port))
+        procs.append(freshrec(*serve, env=with_cf))
+        procs.append(start_worker(state, broker.bootstrap))
+        wait_for(lambda: _healthy(api), 60, "the API replica", procs)
+        with httpx.Client(base_url=api, timeout=30) as client:
+            for item in items:
+                assert client.put(f"/v1/items/{item['item_id']}", json=item).status_code == 202
+            for chunk in eventgen.chunks(events, 500):
+                assert client.post("/v1/events", json=chunk).status_code == 202
+            wait_for(lambda: client.get("/health").json()["applied_events"] > len(events) // 2, 60, "events")
+            assert client.get("/v1/admin/models").json()["cf"]["model"] is None
+
+            trainer = freshrec("train", "--state", state, env=with_cf)
+            assert trainer.wait(timeout=120) == 0, output(trainer)
+
+            def models() -> Any:
+                return client.get("/v1/admin/models").json()["cf"]["model"]
+
+            wait_for(lambda: models() is not None, 30, "the replica to load the model", procs)
+            assert models()["version"] == 1 and models()["users"] > 0
+            user = events[-1]["user_id"]
+            recs = client.get(f"/v1/users/{user}/recommendations", params={"strategy": "cf", "k": 10})
+            assert recs.status_code == 200 and len(recs.json()["items"]) == 10
