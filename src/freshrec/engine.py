@@ -218,9 +218,9 @@ class Engine:
         """The events not applied before (by ``event_id``), first occurrence of each."""
         fresh: list[Event] = []
         batch_ids: set[str] = set()
-        seen = self.store.seen
+        seen = self.store.seen_among([e.event_id for e in events])
         for event in events:
-            if event.event_id in batch_ids or seen(event.event_id):
+            if event.event_id in batch_ids or event.event_id in seen:
                 continue
             batch_ids.add(event.event_id)
             fresh.append(event)

@@ -1139,3 +1139,33 @@ def test_redis_stores_whose_prefixes_nest_stay_apart(redis_server: RedisServer) 
     assert dict(inner.fields(ns, "k", "m") or {}) == {"n": 2.0}
     assert inner.seen("e")
     assert pickle.loads(outer.dump())["keys"] == []  # the inner store's keys are not the outer's
+
+
+def test_add_distinct_in_several_windows_at_once_answers_like_one_at_a_time(store: StateStore) -> None:
+    ns = fresh_ns()
+    for batched in (False, True):
+        if batched:
+            store.begin()
+        key = f"item-{batched}"
+        assert store.add_distinct(ns, key, "", "u1", 900.0)
+        assert store.add_distinct_windows(ns, key, "", "u1", [900.0, 1800.0, 2700.0]) == [False, True, True]
+        assert store.add_distinct_windows(ns, key, "", "u1", [1800.0, 3600.0]) == [False, True]
+        assert store.add_distinct_windows(ns, key, "", "u2", [900.0]) == [True]
+        assert store.add_distinct_windows(ns, key, "", "u2", []) == []
+        if batched:
+            store.commit()
+        counts = [store.count_distinct(ns, key, "", start) for start in (900.0, 1800.0, 2700.0, 3600.0)]
+        assert counts == [2, 1, 1, 1]
+        assert set(store.window_keys(ns, 3600.0)) >= {key}
+
+
+def test_seen_among_answers_for_many_ids_and_sees_the_pending_batch(store: StateStore) -> None:
+    tag = fresh_ns("ids")
+    store.mark_seen(f"{tag}-a", 10.0)
+    assert store.seen_among([f"{tag}-a", f"{tag}-b"]) == {f"{tag}-a"}
+    store.begin()
+    store.mark_seen(f"{tag}-b", 11.0)
+    assert store.seen_among([f"{tag}-a", f"{tag}-b", f"{tag}-c"]) == {f"{tag}-a", f"{tag}-b"}
+    store.commit()
+    assert store.seen_among([f"{tag}-b", f"{tag}-c"]) == {f"{tag}-b"}
+    assert store.seen_among([]) == set()

@@ -98,7 +98,7 @@ class Worker:
         idle_since = time.monotonic()
         try:
             while not self.stop_requested.is_set():
-                messages = consumer.consume(num_messages=self.kafka.batch_size, timeout=0.5)
+                messages = self._next_batch(consumer)
                 usable = [m for m in messages if self._usable(m)]
                 if not usable:
                     if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
@@ -113,6 +113,20 @@ class Worker:
         finally:
             consumer.close()
             self._producer.flush(10.0)
+
+    def _next_batch(self, consumer: Consumer) -> list[Message]:
+        """Whatever is there, as soon as the first record is: wait up to 0.5 s for one record, then take
+        the rest of what has arrived without waiting (``consume`` alone holds records until the batch is
+        full or the timeout has passed, which would add up to 0.5 s to every event at low traffic)."""
+        first = consumer.poll(0.5)
+        if first is None:
+            return []
+        more = (
+            consumer.consume(num_messages=self.kafka.batch_size - 1, timeout=0)
+            if self.kafka.batch_size > 1
+            else []
+        )
+        return [first, *more]
 
     def stop(self) -> None:
         self.stop_requested.set()

@@ -96,6 +96,12 @@ class StateStore(Protocol):
         """Add ``value`` to the set of ``(key, member[, window])``; True when it was not there."""
         ...
 
+    def add_distinct_windows(
+        self, ns: str, key: str, member: Hashable, value: Hashable, window_starts: Sequence[float]
+    ) -> list[bool]:
+        """:meth:`add_distinct` in each of several windows at once (one round trip on a networked store)."""
+        ...
+
     def count_distinct(self, ns: str, key: str, member: Hashable, window_start: float | None = None) -> int:
         """Size of the set of ``(key, member[, window])``."""
         ...
@@ -159,6 +165,10 @@ class StateStore(Protocol):
     # -- idempotency --------------------------------------------------------------------------------
     def seen(self, event_id: str) -> bool:
         """Whether an event with this id was applied (and is still remembered)."""
+        ...
+
+    def seen_among(self, event_ids: Sequence[str]) -> set[str]:
+        """Those of ``event_ids`` that were applied (one round trip on a networked store)."""
         ...
 
     def mark_seen(self, event_id: str, ts: float) -> None:

@@ -171,6 +171,11 @@ class MemoryState:
         values.add(value)
         return True
 
+    def add_distinct_windows(
+        self, ns: str, key: str, member: Hashable, value: Hashable, window_starts: Sequence[float]
+    ) -> list[bool]:
+        return [self.add_distinct(ns, key, member, value, start) for start in window_starts]
+
     def count_distinct(self, ns: str, key: str, member: Hashable, window_start: float | None = None) -> int:
         values = self._distinct[ns].get(key, {}).get((member, window_start))
         return 0 if values is None else len(values)
@@ -268,6 +273,10 @@ class MemoryState:
     # -- idempotency --------------------------------------------------------------------------------
     def seen(self, event_id: str) -> bool:
         return event_id in self._seen
+
+    def seen_among(self, event_ids: Sequence[str]) -> set[str]:
+        seen = self._seen
+        return {e for e in event_ids if e in seen}
 
     def mark_seen(self, event_id: str, ts: float) -> None:
         self._seen[event_id] = ts

@@ -326,6 +326,30 @@ class RedisState:
             self._window_index(batch, ns, key, rc.fnum(window_start))
         return bool(self._send(batch)[0]) if alone else True
 
+    def add_distinct_windows(
+        self, ns: str, key: str, member: Hashable, value: Hashable, window_starts: Sequence[float]
+    ) -> list[bool]:
+        batch = self._batch
+        if batch is None:
+            return [self.add_distinct(ns, key, member, value, start) for start in window_starts]
+        wanted = []
+        for start in window_starts:
+            rkey, m = self._distinct(ns, key, member, start)
+            wanted.append((rkey, (b"v" + m + b"\x00" + rc.enc(value), b"n" + m), start))
+        pipe = self._r.pipeline(transaction=False)
+        for rkey, op, _ in wanted:
+            pipe.hexists(rkey, op[0])
+        stored = pipe.execute()
+        out: list[bool] = []
+        for (rkey, op, start), there in zip(wanted, stored, strict=True):
+            if there or op in batch.ops.get(rkey, ()):
+                out.append(False)
+                continue
+            batch.log("distinct", rkey, op)
+            self._window_index(batch, ns, key, rc.fnum(start))
+            out.append(True)
+        return out
+
     def count_distinct(self, ns: str, key: str, member: Hashable, window_start: float | None = None) -> int:
         rkey, m = self._distinct(ns, key, member, window_start)
         nfield = b"n" + m
@@ -462,6 +486,14 @@ class RedisState:
         if batch is not None and event_id in batch.seen:
             return True
         return self._r.zscore(self._seen, event_id) is not None
+
+    def seen_among(self, event_ids: Sequence[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        batch = self._batch
+        pending = set(batch.seen) if batch is not None else set()
+        scores = self._r.zmscore(self._seen, list(event_ids))
+        return {e for e, score in zip(event_ids, scores, strict=True) if score is not None or e in pending}
 
     def mark_seen(self, event_id: str, ts: float) -> None:
         with self._writing() as batch:

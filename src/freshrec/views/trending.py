@@ -57,13 +57,11 @@ class ContentTrending:
         base_score = self.w_view * is_view + self.w_click * is_click
         item = event.item_id
         category = attrs.item_category
-        for hop in range(self.hops):
-            start = last - hop * self.slide
-            if start < kept_from:
-                break
-            score = base_score
-            if store.add_distinct(self.name, item, "", event.user_id, start):
-                score += self.w_user
+        starts = [last - hop * self.slide for hop in range(self.hops)]
+        starts = [start for start in starts if start >= kept_from]
+        new_user = store.add_distinct_windows(self.name, item, "", event.user_id, starts)
+        for start, new in zip(starts, new_user, strict=True):
+            score = base_score + self.w_user * new
             store.window_add(self.name, item, "", start, deltas)
             if score:
                 store.rank_add(RANKS, ("all", start), item, score, start)
