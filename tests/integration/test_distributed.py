@@ -287,6 +287,14 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
                 assert [i["item_id"] for i in body["items"]] == want
 
 
+def post_all(client: httpx.Client, items: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    """The catalog, then the events, through the API replica (each write answered 202: published)."""
+    for item in items:
+        assert client.put(f"/v1/items/{item['item_id']}", json=item).status_code == 202
+    for chunk in eventgen.chunks(events, 500):
+        assert client.post("/v1/events", json=chunk).status_code == 202
+
+
 def _assigned(proc: subprocess.Popen[bytes]) -> bool:
     return "freshrec.events[" in output(proc)
 
@@ -315,10 +323,7 @@ def test_a_redis_outage_degrades_answers_instead_of_failing_and_recovers(
         procs.append(start_worker(state, broker.bootstrap))
         wait_for(lambda: _healthy(api), 60, "the API replica", procs)
         with httpx.Client(base_url=api, timeout=30) as client:
-            for item in items:
-                assert client.put(f"/v1/items/{item['item_id']}", json=item).status_code == 202
-            for chunk in eventgen.chunks(events, 500):
-                assert client.post("/v1/events", json=chunk).status_code == 202
+            post_all(client, items, events)
             user = events[-1]["user_id"]
             wait_for(
                 lambda: len(client.get(f"/v1/users/{user}/recommendations").json()["items"]) == 20,
@@ -411,10 +416,7 @@ def test_a_model_trained_elsewhere_reaches_the_replicas(servers: tuple[RedisServ
         procs.append(start_worker(state, broker.bootstrap))
         wait_for(lambda: _healthy(api), 60, "the API replica", procs)
         with httpx.Client(base_url=api, timeout=30) as client:
-            for item in items:
-                assert client.put(f"/v1/items/{item['item_id']}", json=item).status_code == 202
-            for chunk in eventgen.chunks(events, 500):
-                assert client.post("/v1/events", json=chunk).status_code == 202
+            post_all(client, items, events)
             wait_for(lambda: client.get("/health").json()["applied_events"] > len(events) // 2, 60, "events")
             assert client.get("/v1/admin/models").json()["cf"]["model"] is None
 
