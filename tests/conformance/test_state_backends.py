@@ -1169,3 +1169,29 @@ def test_seen_among_answers_for_many_ids_and_sees_the_pending_batch(store: State
     store.commit()
     assert store.seen_among([f"{tag}-b", f"{tag}-c"]) == {f"{tag}-b"}
     assert store.seen_among([]) == set()
+
+
+def test_fields_of_many_keys_in_one_read(store: StateStore) -> None:
+    ns = fresh_ns()
+    store.add(ns, "a", "", {"w": 2.0})
+    store.add(ns, "b", "", {"w": 3.0})
+    store.add(ns, "b", "other", {"w": 9.0})
+    assert store.fields_of_keys(ns, ["a", "b", "missing"], "") == [{"w": 2.0}, {"w": 3.0}, None]
+    store.begin()
+    store.add(ns, "a", "", {"w": 1.0})
+    assert store.fields_of_keys(ns, ["a"], "") == [{"w": 3.0}]
+    store.commit()
+    assert store.fields_of_keys(ns, [], "") == []
+
+
+def test_rank_scores_of_one_member_in_many_rankings(store: StateStore) -> None:
+    ns = fresh_ns()
+    store.rank_add(ns, "a", "x", 2.0)
+    store.rank_add(ns, ("b", 1.0), "x", 5.0)
+    store.rank_add(ns, "c", "y", 1.0)
+    assert store.rank_scores(ns, ["a", ("b", 1.0), "c", "none"], "x") == [2.0, 5.0, None, None]
+    store.begin()
+    store.rank_add(ns, "c", "x", 4.0)
+    assert store.rank_scores(ns, ["a", "c"], "x") == [2.0, 4.0]
+    store.commit()
+    assert store.rank_scores(ns, [], "x") == []

@@ -7,7 +7,7 @@ with scores rounded to 9 decimals so that float noise between two equal sums nev
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -75,6 +75,9 @@ class Features:
 
     def pop(self, item_id: str) -> float:
         return self.popularity.popularity(self.store, item_id)
+
+    def pops(self, item_ids: Sequence[str]) -> list[float]:
+        return self.popularity.popularities(self.store, item_ids)
 
     def by_popularity(self, ranking: tuple[Any, ...] = POPULARITY_ALL) -> Iterator[tuple[str, float]]:
         """Catalog items (of a category or tier ranking) in ``popularity desc, item_id asc`` order."""
@@ -151,8 +154,8 @@ def constant_source(score: float, ranked: Iterable[tuple[str, float]]) -> Iterat
 def sorted_group(features: Features, score: float, item_ids: Iterable[str]) -> Iterator[Entry]:
     """A group of items sharing ``score``, sorted by popularity when first read."""
     neg = -score
-    pop = features.pop
-    yield from sorted((neg, -pop(i), i) for i in item_ids)
+    ids = list(item_ids)
+    yield from sorted((neg, -p, i) for i, p in zip(ids, features.pops(ids), strict=True))
 
 
 def by_trend(
@@ -171,20 +174,22 @@ def by_ranking(
 
     Rankings break ties by member; runs of equal score are re-ordered by popularity (SPEC §4).
     """
-    pop = features.pop
-    run: list[Entry] = []
-    run_value: float | None = None
+    run: list[str] = []
+    run_value = 0.0
+
+    def ordered() -> list[Entry]:
+        # popularity of a whole run of equal scores in one read (one round trip on a networked store)
+        neg = -rounded(score_of(run_value))
+        return sorted((neg, -p, i) for i, p in zip(run, features.pops(run), strict=True))
+
     for item_id, value in features.store.rank_iter(ns, ranking):
-        if value != run_value:
-            if run:
-                run.sort()
-                yield from run
-                run = []
-            run_value = value
-        run.append((-rounded(score_of(value)), -pop(item_id), item_id))
+        if run and value != run_value:
+            yield from ordered()
+            run = []
+        run_value = value
+        run.append(item_id)
     if run:
-        run.sort()
-        yield from run
+        yield from ordered()
 
 
 def to_recommendations(

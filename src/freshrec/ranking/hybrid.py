@@ -76,7 +76,9 @@ class Hybrid:
                     continue
                 blended[rec.item_id] = blended.get(rec.item_id, 0.0) + contribution
                 parts.setdefault(rec.item_id, {})[name] = round(contribution, 6)
-        ranked = sorted(((-rounded(v), -f.pop(i), i) for i, v in blended.items() if v > 0.0))[: request.k]
+        positive = [(i, v) for i, v in blended.items() if v > 0.0]
+        pops = f.pops([i for i, _ in positive])
+        ranked = sorted((-rounded(v), -p, i) for (i, v), p in zip(positive, pops, strict=True))[: request.k]
         return [Recommendation(i, -neg, parts[i] if request.explain else None) for neg, _, i in ranked]
 
     def _with_intent(self, request: Request, blended: list[Recommendation]) -> list[Recommendation]:

@@ -71,7 +71,7 @@ class CoVisit:
                 frontier[n] = value
                 if item_id in scored or item_id in exclude or not accept(item_id):
                     continue
-                total = rounded(sum(store.rank_score(CO_VISIT_RANKS, s, item_id) or 0.0 for s in sources))
+                total = rounded(sum(s or 0.0 for s in store.rank_scores(CO_VISIT_RANKS, sources, item_id)))
                 scored[item_id] = total
                 heapq.heappush(top, total)
                 if len(top) > request.k:
@@ -79,7 +79,8 @@ class CoVisit:
             # an item not seen yet scores at most the sum of the frontiers
             if len(top) >= request.k and top[0] > sum(frontier):
                 break
-        best = sorted((-v, -f.pop(i), i) for i, v in scored.items())[: request.k]
+        pops = f.pops(list(scored))
+        best = sorted((-v, -p, i) for (i, v), p in zip(scored.items(), pops, strict=True))[: request.k]
         explain = request.explain
         return [
             Recommendation(

@@ -62,6 +62,10 @@ class StateStore(Protocol):
         """The fields of ``(key, member)``, or None."""
         ...
 
+    def fields_of_keys(self, ns: str, keys: Sequence[str], member: Hashable) -> list[Fields | None]:
+        """:meth:`fields` of ``member`` under each of ``keys`` (one round trip on a networked store)."""
+        ...
+
     def members(self, ns: str, key: str) -> Mapping[Hashable, Fields]:
         """Every member of ``key`` with its fields."""
         ...
@@ -114,6 +118,10 @@ class StateStore(Protocol):
 
     def rank_score(self, ns: str, ranking: Hashable, member: str) -> float | None:
         """``member``'s score in ``ranking``, or None."""
+        ...
+
+    def rank_scores(self, ns: str, rankings: Sequence[Hashable], member: str) -> list[float | None]:
+        """:meth:`rank_score` of ``member`` in each of ``rankings`` (one round trip on a networked store)."""
         ...
 
     def rank_iter(self, ns: str, ranking: Hashable) -> Iterator[tuple[str, float]]:

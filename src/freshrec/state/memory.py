@@ -95,6 +95,9 @@ class MemoryState:
         by_member = self._counters[ns].get(key)
         return None if by_member is None else by_member.get(member)
 
+    def fields_of_keys(self, ns: str, keys: Sequence[str], member: Hashable) -> list[Fields | None]:
+        return [self.fields(ns, key, member) for key in keys]
+
     def members(self, ns: str, key: str) -> Mapping[Hashable, Fields]:
         return self._counters[ns].get(key, {})
 
@@ -195,6 +198,9 @@ class MemoryState:
     def rank_score(self, ns: str, ranking: Hashable, member: str) -> float | None:
         target = self._rankings[ns].get(ranking)
         return None if target is None else target.score(member)
+
+    def rank_scores(self, ns: str, rankings: Sequence[Hashable], member: str) -> list[float | None]:
+        return [self.rank_score(ns, ranking, member) for ranking in rankings]
 
     def rank_iter(self, ns: str, ranking: Hashable) -> Iterator[tuple[str, float]]:
         target = self._rankings[ns].get(ranking)

@@ -207,6 +207,18 @@ class RedisState:
         found = rc.decode_counters(self._hash(rkey, self._r.hgetall(rkey)), m)
         return next(iter(found.values()), None)
 
+    def fields_of_keys(self, ns: str, keys: Sequence[str], member: Hashable) -> list[Fields | None]:
+        m = rc.enc(member)
+        rkeys = [self._k(ns, key, "c") for key in keys]
+        pipe = self._r.pipeline(transaction=False)
+        for rkey in rkeys:
+            pipe.hgetall(rkey)
+        out: list[Fields | None] = []
+        for rkey, raw in zip(rkeys, pipe.execute() if rkeys else [], strict=True):
+            found = rc.decode_counters(self._hash(rkey, raw), m)
+            out.append(next(iter(found.values()), None))
+        return out
+
     def members(self, ns: str, key: str) -> Mapping[Hashable, Fields]:
         rkey = self._k(ns, key, "c")
         return rc.decode_counters(self._hash(rkey, self._r.hgetall(rkey)))
@@ -388,6 +400,15 @@ class RedisState:
             rc.apply_rank_ops(scores, [op for op in ops if op[1] == member])
             score = scores.get(member)
         return score
+
+    def rank_scores(self, ns: str, rankings: Sequence[Hashable], member: str) -> list[float | None]:
+        if self._batch is not None:  # pending writes: merge them one ranking at a time
+            return [self.rank_score(ns, ranking, member) for ranking in rankings]
+        pipe = self._r.pipeline(transaction=False)
+        for ranking in rankings:
+            pipe.zscore(self._rk(ns, rc.enc(ranking)), member)
+        stored = pipe.execute() if rankings else []
+        return [None if score is None else -float(score) for score in stored]
 
     def rank_iter(self, ns: str, ranking: Hashable) -> Iterator[tuple[str, float]]:
         rkey = self._rk(ns, rc.enc(ranking))

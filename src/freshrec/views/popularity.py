@@ -6,6 +6,7 @@ It also keeps the popularity rankings strategies walk for ties and fallbacks —
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from freshrec.catalog import Item
@@ -51,6 +52,11 @@ class ItemPopularity:
     def popularity(self, store: StateStore, item_id: str) -> float:
         fields = store.fields(self.name, item_id, "")
         return 0.0 if fields is None else fields.get("weighted_total", 0.0)
+
+    def popularities(self, store: StateStore, item_ids: Sequence[str]) -> list[float]:
+        """:meth:`popularity` of many items (one round trip on a networked store)."""
+        found = store.fields_of_keys(self.name, item_ids, "")
+        return [0.0 if f is None else f.get("weighted_total", 0.0) for f in found]
 
     def rows(self, store: StateStore, now: float, key: str | None) -> list[Row]:
         items = [key] if key is not None else store.keys(self.name)
