@@ -406,10 +406,16 @@ def worker(
     settings = _kafka_settings(_settings(config, state=state, clock=clock), kafka, topic, group)
     if not _distributed(settings):
         raise click.UsageError("freshrec worker needs --kafka HOST:PORT and --state redis://...")
+    from confluent_kafka import KafkaException
+
     from freshrec.distributed.setup import open_engine
     from freshrec.distributed.worker import Worker, WorkerStats
 
-    engine, _ = open_engine(settings)
+    try:
+        engine, _ = open_engine(settings)
+    except Exception as exc:  # the state store is unreachable or refuses: say which and stop
+        message = f"cannot open the state {settings.state}: {type(exc).__name__}: {exc}"
+        raise click.ClickException(message) from None
     running = Worker(settings, engine)
     running.install_signal_handlers()
     started = last = time.monotonic()
@@ -434,6 +440,8 @@ def worker(
         running.run(idle_exit=idle_exit, on_batch=report)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
+    except KafkaException as exc:
+        raise click.ClickException(f"Kafka at {k.bootstrap}: {exc}") from None
     s = running.stats
     console.print(
         f"stopped: {s.records:,} records, {s.events_applied:,} events, {s.dead_letters:,} dead letters"
