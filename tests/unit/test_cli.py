@@ -247,3 +247,14 @@ def test_import_items_rejects_a_bad_item_and_keeps_earlier_batches(tmp_path: Pat
         assert sorted(i.item_id for i in engine.catalog.iter_items()) == ["a", "b"]
     finally:
         datadir.close(snapshot=False)
+
+
+def test_distributed_commands_say_what_is_missing() -> None:
+    worker = CliRunner().invoke(main, ["worker"])
+    assert worker.exit_code == 2 and "needs --kafka HOST:PORT and --state redis://" in worker.output
+    half = CliRunner().invoke(main, ["serve", "--state", "redis://127.0.0.1:1/0"])
+    assert half.exit_code == 1 and "needs both --state redis://... and --kafka" in half.output
+    odd = CliRunner().invoke(main, ["serve", "--state", "sqlite:///x"])
+    assert odd.exit_code == 1 and "not supported; use memory:// or redis://" in odd.output
+    unreachable = CliRunner().invoke(main, ["worker", "--state", "redis://127.0.0.1:1/0", "--kafka", "x:1"])
+    assert unreachable.exit_code == 1 and "cannot open the state redis://127.0.0.1:1/0" in unreachable.output
