@@ -1195,3 +1195,19 @@ def test_rank_scores_of_one_member_in_many_rankings(store: StateStore) -> None:
     assert store.rank_scores(ns, ["a", "c"], "x") == [2.0, 4.0]
     store.commit()
     assert store.rank_scores(ns, [], "x") == []
+
+
+def test_timeline_window_is_range_and_last_together(store: StateStore) -> None:
+    ns = fresh_ns()
+    assert store.timeline_window(ns, "u", 0.0, 10.0) == ([], None)
+    for ts, value in ((1.0, "a"), (5.0, "b"), (9.0, "c"), (30.0, "d")):
+        store.timeline_add(ns, "u", ts, value)
+    assert store.timeline_window(ns, "u", 4.0, 9.0) == ([(5.0, "b"), (9.0, "c")], 30.0)
+    store.begin()
+    store.timeline_add(ns, "u", 40.0, "e")
+    store.timeline_add(ns, "u", 6.0, "f")
+    assert store.timeline_window(ns, "u", 4.0, 9.0) == ([(5.0, "b"), (6.0, "f"), (9.0, "c")], 40.0)
+    store.timeline_trim(ns, "u", 8.0)
+    assert store.timeline_window(ns, "u", 0.0, 50.0) == ([(9.0, "c"), (30.0, "d"), (40.0, "e")], 40.0)
+    store.commit()
+    assert store.timeline_window(ns, "u", 0.0, 50.0) == ([(9.0, "c"), (30.0, "d"), (40.0, "e")], 40.0)

@@ -163,6 +163,12 @@ class StateStore(Protocol):
         """Entries with ``low <= ts <= high``, in time order (equal times: in the order added)."""
         ...
 
+    def timeline_window(
+        self, ns: str, key: str, low: float, high: float
+    ) -> tuple[list[tuple[float, str]], float | None]:
+        """:meth:`timeline_range` and :meth:`timeline_last` together (one round trip on a networked store)."""
+        ...
+
     def timeline_trim(self, ns: str, key: str, before: float) -> None:
         """Drop the entries of ``key`` older than ``before``."""
 

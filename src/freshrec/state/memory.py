@@ -267,6 +267,11 @@ class MemoryState:
         end = bisect.bisect_right(entries, (high, float("inf")))
         return [(ts, value) for ts, _, value in entries[start:end]]
 
+    def timeline_window(
+        self, ns: str, key: str, low: float, high: float
+    ) -> tuple[list[tuple[float, str]], float | None]:
+        return self.timeline_range(ns, key, low, high), self.timeline_last(ns, key)
+
     def timeline_trim(self, ns: str, key: str, before: float) -> None:
         entries = self._timelines[ns].get(key)
         if entries and entries[0][0] < before:

@@ -491,6 +491,18 @@ class RedisState:
         stored = self._r.zrange(rkey, rc.fnum(low), rc.fnum(high), byscore=True, withscores=True)
         return [(ts, value) for ts, _, value in self._timeline(rkey, low, high, stored)]
 
+    def timeline_window(
+        self, ns: str, key: str, low: float, high: float
+    ) -> tuple[list[tuple[float, str]], float | None]:
+        rkey = self._k(ns, key, "l")
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zrange(rkey, rc.fnum(low), rc.fnum(high), byscore=True, withscores=True)
+        pipe.zrange(rkey, -1, -1, withscores=True)
+        in_range, newest = pipe.execute()
+        entries = [(ts, value) for ts, _, value in self._timeline(rkey, low, high, in_range)]
+        last = self._timeline(rkey, float("-inf"), float("inf"), newest)
+        return entries, (last[-1][0] if last else None)
+
     def timeline_trim(self, ns: str, key: str, before: float) -> None:
         with self._writing() as batch:
             batch.log("timeline", self._k(ns, key, "l"), ("t", float(before)), (self._k(ns, key, "lq"),))

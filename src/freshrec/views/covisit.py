@@ -34,11 +34,11 @@ class CoVisits:
 
     def apply(self, event: Event, attrs: Resolved, store: StateStore, now: float) -> None:
         user, item, ts = event.user_id, event.item_id, event.ts
-        newest = store.timeline_last(RECENT, user)
+        partners, newest = store.timeline_window(RECENT, user, ts - self.window, ts + self.window)
         if newest is not None and ts < newest - self.lateness:
             self.late_events += 1
             return
-        for other_ts, other in store.timeline_range(RECENT, user, ts - self.window, ts + self.window):
+        for other_ts, other in partners:
             if other_ts < ts:
                 store.rank_add(CO_VISIT_RANKS, other, item, 1.0)
             elif other_ts > ts:
