@@ -152,3 +152,23 @@ def test_stale_exclusions_separate_forgotten_purchases_from_stale_scores() -> No
     everything = replay(data, SETTINGS, ["trending"], "stale", k=1, stale_exclusions="all")
     assert state.scores["trending"]["hr@1"] == 0.0  # i0 comes first (ties by id) and is not known as seen
     assert everything.scores["trending"]["hr@1"] == 1.0  # only i8 is left
+
+
+def test_returning_users_are_the_ones_the_last_refresh_knew() -> None:
+    # day 0: "old" buys a; day 1: "old" and "new" buy b, then "new" buys c; 30 fillers sort before a, b, c
+    fillers = [f"f{n:02d}" for n in range(30)]
+    events = [
+        _event(0, "old", "xa", T0 + 100, "purchase"),
+        _event(1, "old", "xb", T0 + DAY + 100, "purchase"),
+        _event(2, "new", "xb", T0 + DAY + 200, "purchase"),
+        _event(3, "new", "xc", T0 + DAY + 300, "purchase"),
+    ]
+    data = _data(events, [*fillers, "xa", "xb", "xc"])
+    outcomes = {mode: replay(data, SETTINGS, ["trending"], mode) for mode in ("fresh", "stale")}
+    for mode, out in outcomes.items():
+        assert out.targets == 4
+        assert out.returning_targets == 1, mode  # only old's day-1 purchase: new was unknown at midnight
+        assert out.returning["trending"]["hr@10"] == 0.0  # xb had no buyer yet when old bought it
+    # new buys xb right after old did: fresh trending has it; stale, frozen at midnight, does not
+    assert outcomes["fresh"].scores["trending"]["hr@10"] == pytest.approx(1 / 4)
+    assert outcomes["stale"].scores["trending"]["hr@10"] == 0.0

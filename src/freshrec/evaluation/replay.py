@@ -42,6 +42,9 @@ class ReplayOutcome:
     seconds: float
     trainings: int
     request_ms: dict[str, float] = field(default_factory=dict)
+    #: the same metrics on the targets of users the last refresh already knew (a nightly system's best case)
+    returning: dict[str, dict[str, float]] = field(default_factory=dict)
+    returning_targets: int = 0
 
 
 def sampled(event: Event, fraction: float, seed: int) -> bool:
@@ -79,6 +82,9 @@ def replay(
     load_items(engine, data.items)
     catalog = data.catalog_size
     scores = {name: ReplayScores(k, catalog) for name in strategies}
+    returning = {name: ReplayScores(k, catalog) for name in strategies}
+    known: set[str] = set()  # users with events before the last refresh
+    returning_targets = 0
     spent = dict.fromkeys(strategies, 0.0)
     seen: dict[str, set[str]] = defaultdict(set)  # what the answering state knows the user touched
     touched: dict[str, set[str]] = defaultdict(set)  # what the user really touched so far
@@ -94,6 +100,7 @@ def replay(
                 for old in pending:
                     seen[old.user_id].add(old.item_id)
                 pending = []
+            known.update(touched)
             if day is not None and engine.cf.settings.enabled:
                 engine.cf.fit(engine.cf.collect(engine.store, engine.applied_events))
                 trainings += 1
@@ -102,12 +109,17 @@ def replay(
         user_touched = touched[event.user_id]
         if data.is_target(event) and event.item_id not in user_touched and sampled(event, sample, seed):
             targets += 1
+            is_returning = event.user_id in known
+            returning_targets += is_returning
             for name in strategies:
                 t0 = time.perf_counter()
                 excluded = user_touched if stale_exclusions == "all" else user_seen
                 recs = engine.recommend(event.user_id, name, k=k, exclude=excluded)
                 spent[name] += time.perf_counter() - t0
-                scores[name].add([r.item_id for r in recs], event.item_id)
+                ids = [r.item_id for r in recs]
+                scores[name].add(ids, event.item_id)
+                if is_returning:
+                    returning[name].add(ids, event.item_id)
         user_touched.add(event.item_id)
         if mode == "fresh":
             engine.apply_events(engine.new_events([event]))
@@ -122,6 +134,8 @@ def replay(
         mode=mode,
         scores={name: s.result() for name, s in scores.items()},
         targets=targets,
+        returning={name: s.result() for name, s in returning.items()},
+        returning_targets=returning_targets,
         seconds=round(time.perf_counter() - started, 1),
         trainings=trainings,
         request_ms={n: round(1000 * t / max(1, targets), 3) for n, t in spent.items()},

@@ -73,6 +73,26 @@ def render(result: dict[str, Any], plot: Path | None) -> str:
             f"Best fresh strategy by HR@10: **{best}**, {_lift(b['fresh']['hr@10'], b['stale']['hr@10'])} "
             "relative to stale.",
         ]
+    returning = meta.get("returning")
+    if returning:
+        lines += [
+            "",
+            "### Returning users only",
+            "",
+            "Targets of users who had events before the last refresh (a nightly system's best case: it "
+            f"knows them). Targets: {meta.get('returning_targets')}.",
+            "",
+            "| strategy | HR@10 fresh | HR@10 stale | lift | NDCG@10 fresh | NDCG@10 stale |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, modes in returning.items():
+            fresh = modes.get("fresh", {})
+            stale = modes.get("stale", {})
+            lift = _lift(fresh["hr@10"], stale["hr@10"]) if fresh and stale else "–"
+            lines.append(
+                f"| {name} | {_f(fresh.get('hr@10'))} | {_f(stale.get('hr@10'))} | {lift} "
+                f"| {_f(fresh.get('ndcg@10'))} | {_f(stale.get('ndcg@10'))} |"
+            )
     if result.get("ms_protocol"):
         lines += ["", "## Microsoft Recommenders protocol (75/25 stratified split per user, top 10)", ""]
         lines += ["| model | precision@10 | recall@10 | nDCG@10 | MAP |", "|---|---|---|---|---|"]

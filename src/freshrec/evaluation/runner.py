@@ -100,6 +100,8 @@ def _replay_job(
     return {
         "scores": outcome.scores,
         "targets": outcome.targets,
+        "returning": outcome.returning,
+        "returning_targets": outcome.returning_targets,
         "seconds": outcome.seconds,
         "trainings": outcome.trainings,
         "request_ms": outcome.request_ms,
@@ -169,6 +171,11 @@ def run(options: EvalOptions, settings: Settings, console: Console | None = None
         "items": len(data.items),
         "catalog_size": data.catalog_size,
         "targets": {mode: results[mode]["targets"] for mode in options.modes},
+        "returning_targets": {mode: results[mode]["returning_targets"] for mode in options.modes},
+        "returning": {
+            name: {mode: results[mode]["returning"][name] for mode in options.modes}
+            for name in options.strategies
+        },
         "replay_seconds": {mode: results[mode]["seconds"] for mode in options.modes},
         "cf_trainings": {mode: results[mode]["trainings"] for mode in options.modes},
         "request_ms": {mode: results[mode]["request_ms"] for mode in options.modes},
