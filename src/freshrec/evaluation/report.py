@@ -33,6 +33,26 @@ def best_replay(result: dict[str, Any], mode: str = "fresh", metric: str = "hr@1
     return max(scores, key=lambda s: scores[s]) if scores else None
 
 
+_NAMES = {"hr@10": "HR@10", "ndcg@10": "NDCG@10", "mrr": "MRR", "coverage": "coverage"}
+
+
+def _fresh_vs_stale(scores: dict[str, Any], metrics: tuple[str, ...]) -> list[str]:
+    """A table with each metric fresh and stale per strategy, and the HR@10 lift after the first pair."""
+    head = ["strategy"]
+    for n, metric in enumerate(metrics):
+        head += [f"{_NAMES[metric]} fresh", f"{_NAMES[metric]} stale", *(["lift"] if n == 0 else [])]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, modes in scores.items():
+        fresh, stale = modes.get("fresh", {}), modes.get("stale", {})
+        cells = [name]
+        for n, metric in enumerate(metrics):
+            cells += [_f(fresh.get(metric)), _f(stale.get(metric))]
+            if n == 0:
+                cells.append(_lift(fresh[metric], stale[metric]) if fresh and stale else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def render(result: dict[str, Any], plot: Path | None) -> str:
     meta = result.get("meta", {})
     lines = [f"# freshrec evaluation: {result['dataset']}", ""]
@@ -50,21 +70,7 @@ def render(result: dict[str, Any], plot: Path | None) -> str:
         "user's newest events folded in per request); stale = state frozen at the last refresh (midnight, "
         "by default), refreshed and retrained once per period."
     )
-    lines += [
-        "",
-        "| strategy | HR@10 fresh | HR@10 stale | lift | NDCG@10 fresh | NDCG@10 stale | MRR fresh "
-        "| MRR stale | coverage fresh | coverage stale |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, modes in result["replay"].items():
-        fresh = modes.get("fresh", {})
-        stale = modes.get("stale", {})
-        lift = _lift(fresh["hr@10"], stale["hr@10"]) if fresh and stale else "–"
-        lines.append(
-            f"| {name} | {_f(fresh.get('hr@10'))} | {_f(stale.get('hr@10'))} | {lift} "
-            f"| {_f(fresh.get('ndcg@10'))} | {_f(stale.get('ndcg@10'))} | {_f(fresh.get('mrr'))} "
-            f"| {_f(stale.get('mrr'))} | {_f(fresh.get('coverage'))} | {_f(stale.get('coverage'))} |"
-        )
+    lines += ["", *_fresh_vs_stale(result["replay"], REPLAY_METRICS)]
     best = best_replay(result)
     if best is not None and "stale" in result["replay"][best]:
         b = result["replay"][best]
@@ -82,17 +88,8 @@ def render(result: dict[str, Any], plot: Path | None) -> str:
             "Targets of users who had events before the last refresh (a nightly system's best case: it "
             f"knows them). Targets: {meta.get('returning_targets')}.",
             "",
-            "| strategy | HR@10 fresh | HR@10 stale | lift | NDCG@10 fresh | NDCG@10 stale |",
-            "|---|---|---|---|---|---|",
+            *_fresh_vs_stale(returning, ("hr@10", "ndcg@10")),
         ]
-        for name, modes in returning.items():
-            fresh = modes.get("fresh", {})
-            stale = modes.get("stale", {})
-            lift = _lift(fresh["hr@10"], stale["hr@10"]) if fresh and stale else "–"
-            lines.append(
-                f"| {name} | {_f(fresh.get('hr@10'))} | {_f(stale.get('hr@10'))} | {lift} "
-                f"| {_f(fresh.get('ndcg@10'))} | {_f(stale.get('ndcg@10'))} |"
-            )
     if result.get("ms_protocol"):
         lines += ["", "## Microsoft Recommenders protocol (75/25 stratified split per user, top 10)", ""]
         lines += ["| model | precision@10 | recall@10 | nDCG@10 | MAP |", "|---|---|---|---|---|"]
