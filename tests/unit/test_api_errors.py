@@ -130,3 +130,18 @@ def test_item_errors_store_nothing() -> None:
         error_of(await client.get("/v1/items/c"), 404)
 
     run(scenario)
+
+
+def test_read_and_write_keys_guard_reads_and_writes() -> None:
+    async def scenario(client: httpx.AsyncClient, engine: Engine) -> None:
+        path = "/v1/users/u1/recommendations"
+        error_of(await client.get(path), 401)
+        error_of(await client.get(path, headers={"authorization": "Bearer wrong"}), 401)
+        assert (await client.get(path, headers={"authorization": "Bearer r"})).status_code == 200
+        assert (await client.get(path, headers={"authorization": "Bearer w"})).status_code == 200
+        event = {"user_id": "u1", "item_id": "a", "type": "view"}
+        error_of(await client.post("/v1/events", json=event, headers={"authorization": "Bearer r"}), 401)
+        posted = await client.post("/v1/events", json=event, headers={"authorization": "Bearer w"})
+        assert posted.status_code == 202
+
+    run(scenario, server={"read_key": "r", "write_key": "w"})

@@ -12,6 +12,7 @@ from freshrec.errors import InvalidInput
 
 if TYPE_CHECKING:
     from freshrec.api.app import Runtime
+    from freshrec.config import ServerSettings
 
 
 #: set on answers computed without the state store (distributed mode during an outage): why, and from what
@@ -55,7 +56,13 @@ def require_write(request: Request) -> None:
 
 
 def require_read(request: Request) -> None:
-    server = runtime(request).engine.settings.server
+    """The read key, when set; then the runtime's mirrors are brought up to date (distributed mode)."""
+    rt = runtime(request)
+    _check_read(request, rt.engine.settings.server)
+    rt.before_read()
+
+
+def _check_read(request: Request, server: ServerSettings) -> None:
     # the write key may read too
     if server.read_key is not None and server.write_key is not None:
         try:

@@ -78,8 +78,7 @@ class DistributedRuntime(Runtime):
         self, user_id: str, strategy: str, **options: Any
     ) -> tuple[list[Recommendation], str | None]:
         key = (user_id, strategy, *sorted(options.items()))
-        try:
-            self.engine.sync_catalog()
+        try:  # the catalog mirror was synced by the read dependency (before_read)
             recs = self.engine.recommend(user_id, strategy, **options)
         except UNAVAILABLE as exc:
             self._down(exc)

@@ -172,6 +172,7 @@ class Worker:
 
     def apply(self, messages: Sequence[Message]) -> None:
         """Apply consecutive runs of events and of catalog changes, in the order they were consumed."""
+        letters_before = self.stats.dead_letters
         run: list[Message] = []
         for message in messages:
             if run and run[-1].topic() != message.topic():
@@ -180,7 +181,8 @@ class Worker:
             run.append(message)
         if run:
             self._apply_run(run)
-        if self._producer is not None and self.stats.dead_letters and self._producer.flush(10.0) > 0:
+        letters = self.stats.dead_letters > letters_before
+        if self._producer is not None and letters and self._producer.flush(10.0) > 0:
             raise RuntimeError("the dead-letter topic did not acknowledge; the batch is retried")
         self.stats.records += len(messages)
 
