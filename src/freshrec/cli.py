@@ -582,6 +582,70 @@ def evaluate(
     console.print(Markdown(reporting.render(result, None)))
 
 
+@main.command()
+@click.option("--quick", is_flag=True, help="Smaller sizes: a few minutes instead of the SPEC §9 sizes.")
+@click.option(
+    "--sizes",
+    type=click.Choice(["full", "quick", "tiny"]),
+    default=None,
+    help="full (SPEC §9: 1M users × 100k items), quick (= --quick) or tiny (seconds; the CI smoke test).",
+)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "--report", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Markdown report + PNG."
+)
+@click.option(
+    "--skip",
+    type=click.Choice(["redis", "serving", "sql", "stream"]),
+    multiple=True,
+    help="Leave a step out (repeatable).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the served state is built [default: the system's temp dir].",
+)
+def bench(
+    quick: bool,
+    sizes: str | None,
+    json_out: Path | None,
+    report: Path | None,
+    skip: tuple[str, ...],
+    workdir: Path | None,
+) -> None:
+    """Benchmarks (SPEC §9) beside DuckDB, PostgreSQL and a stream processor, from one run."""
+    import orjson
+    from rich.markdown import Markdown
+
+    from freshrec.bench import report as reporting
+    from freshrec.bench.runner import run
+    from freshrec.bench.sizes import PRESETS
+
+    if quick and sizes not in (None, "quick"):
+        raise click.BadParameter("--quick and --sizes disagree", param_hint="--sizes")
+    chosen = PRESETS[sizes or ("quick" if quick else "full")]
+    for out in (json_out, report):
+        if out is not None:
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise click.ClickException(f"cannot write {out}: {exc}") from None
+    result = run(chosen, skip=frozenset(skip), workdir=workdir)
+    command = "freshrec bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "freshrec bench"
+    if json_out is not None:
+        json_out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+        console.print(f"[green]wrote[/] {json_out}")
+    plot_name = None
+    if report is not None:
+        plot_path = report.with_suffix(".png")
+        reporting.plot(result, plot_path)
+        plot_name = plot_path.name
+        report.write_text(reporting.markdown(result, command, plot_name))
+        console.print(f"[green]wrote[/] {report} and {plot_path}")
+    console.print(Markdown(reporting.markdown(result, command, None)))
+
+
 def _print_model(info: dict[str, Any] | None) -> None:
     if info is None:
         console.print("[yellow]nothing to learn from yet[/]: no interactions")

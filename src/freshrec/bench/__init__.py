@@ -1,0 +1,1 @@
+"""``freshrec bench``: the SPEC §9 figures measured on this machine, beside SQL and a stream processor."""

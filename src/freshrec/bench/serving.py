@@ -1,0 +1,151 @@
+"""Serving: a real ``freshrec serve`` on a built data directory, loaded from a separate process.
+
+The state is built once by :func:`freshrec.bench.ingest.ingest_point` (``build_dir``), then served by
+``freshrec serve --data-dir DIR --clock event`` in its own process. The load generator
+(:mod:`freshrec.bench.loadgen`) runs in a third process and measures, in order:
+
+1. freshness: a purchase of the user's top item is POSTed and the user's ``personalized`` answer is read
+   until the item has left it (purchased items are excluded): POST sent → visible, p50/p99;
+2. open-loop load at each rate against each strategy: p50/p99/p99.9 from the scheduled send time, errors;
+3. maximum throughput (closed loop, several connections) of each strategy and of ``/health`` (an empty
+   endpoint of the same server), as the ratio strategy / empty.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from freshrec.bench import loadgen
+from freshrec.bench.child import Reporter
+from freshrec.bench.ingest import EMBED_DIM
+
+USER_STRATEGIES = (
+    "personalized",
+    "session",
+    "trending",
+    "trending_for_you",
+    "covisit",
+    "similar_content",
+    "cf",
+    "hybrid",
+)
+SERVER_ENV = {
+    "FRESHREC_EMBEDDINGS__MODEL": f"precomputed:{EMBED_DIM}",
+    "FRESHREC_CF__RETRAIN_EVERY_SECONDS": "0",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    """``freshrec serve --data-dir DIR --clock event`` on a free port; stopped by PID on exit."""
+
+    def __init__(self, data_dir: Path, start_timeout: float = 1800.0) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.start_timeout = start_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"server-{self.port}.log"
+
+    def __enter__(self) -> Server:
+        exe = Path(sys.executable).with_name("freshrec")
+        args = [
+            str(exe),
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--clock",
+            "event",
+            "--port",
+            str(self.port),
+        ]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **SERVER_ENV}
+            )
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).raise_for_status()
+                return self
+            except httpx.HTTPError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"the server did not start; its log:\n{self.log.read_text()[-4000:]}"
+                    ) from None
+                time.sleep(0.2)
+
+    def rss_bytes(self) -> int:
+        assert self.process is not None
+        with open(f"/proc/{self.process.pid}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def load_job(
+    reporter: Reporter,
+    port: int,
+    users: Sequence[str],
+    strategies: Sequence[str],
+    rates: Sequence[float],
+    seconds: float,
+    throughput_seconds: float,
+    probes: int,
+    fresh_ts: float,
+) -> dict[str, Any]:
+    """Everything the load generator measures (see the module's docstring); runs in its own process."""
+    paths = {s: [f"/v1/users/{u}/recommendations?k=20&strategy={s}" for u in users] for s in strategies}
+    out: dict[str, Any] = {"strategies": {}, "throughput": {}}
+    steps = len(strategies) * (len(rates) + 1) + 2
+    done = 0
+    reporter.step("serving", done, steps)
+    for s in strategies:  # warm-up: caches, lazily built indexes, the first CF fold-ins
+        loadgen.closed_loop(port, paths[s], seconds=min(1.0, throughput_seconds), connections=2)
+    out["freshness"] = loadgen.freshness(port, users, fresh_ts, probes)
+    done += 1
+    reporter.step("serving", done, steps)
+    for s in strategies:
+        runs = {}
+        for rate in rates:
+            runs[str(int(rate))] = loadgen.open_loop(port, paths[s], rate, seconds)
+            done += 1
+            reporter.step("serving", done, steps)
+        out["strategies"][s] = runs
+    out["throughput"]["health"] = loadgen.closed_loop(port, ["/health"], throughput_seconds)
+    done += 1
+    reporter.step("serving", done, steps)
+    for s in strategies:
+        out["throughput"][s] = loadgen.closed_loop(port, paths[s], throughput_seconds)
+        done += 1
+        reporter.step("serving", done, steps)
+    empty = out["throughput"]["health"]["per_s"]
+    out["throughput_ratio_vs_empty"] = {s: out["throughput"][s]["per_s"] / empty for s in strategies}
+    return out
