@@ -596,7 +596,7 @@ def evaluate(
 )
 @click.option(
     "--skip",
-    type=click.Choice(["redis", "serving", "sql", "stream"]),
+    type=click.Choice(["redis", "distributed", "serving", "sql", "stream"]),
     multiple=True,
     help="Leave a step out (repeatable).",
 )

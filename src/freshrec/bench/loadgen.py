@@ -151,7 +151,11 @@ async def _closed_loop(port: int, paths: Sequence[str], seconds: float, connecti
 
 
 async def _freshness(
-    port: int, probes: Sequence[tuple[str, float]], strategy: str, deadline_s: float
+    port: int,
+    probes: Sequence[tuple[str, float, float]],
+    strategy: str,
+    deadline_s: float,
+    poll_s: float,
 ) -> dict[str, Any]:
     """For each (user, event time): the user's top item is purchased; visible when it leaves their answer."""
     conn = await Connection.open(port)
@@ -160,7 +164,9 @@ async def _freshness(
     skipped = failed = 0
     reads = 0
     try:
-        for n, (user, ts) in enumerate(probes):
+        for n, (user, ts, gap) in enumerate(probes):
+            if gap:
+                await asyncio.sleep(gap)
             path = f"/v1/users/{user}/recommendations?k=20&strategy={strategy}"
             status, body = await conn.request("GET", path)
             items = orjson.loads(body)["items"] if status == 200 else []
@@ -192,6 +198,8 @@ async def _freshness(
                 if elapsed > deadline_s:
                     failed += 1
                     break
+                if poll_s:
+                    await asyncio.sleep(poll_s)
     finally:
         conn.close()
     return {
@@ -233,8 +241,11 @@ def freshness(
     probes: int,
     strategy: str = "personalized",
     seed: int = 1,
+    gap_s: float = 0.0,
+    poll_s: float = 0.0,
 ) -> dict[str, Any]:
+    """``probes`` probes of random users, after random pauses of 0..``gap_s``; reads ``poll_s`` apart."""
     rng = random.Random(seed)
-    plan = [(rng.choice(users), start_ts + n * 0.001) for n in range(probes)]
-    result: dict[str, Any] = _run(_freshness(port, plan, strategy, deadline_s=10.0))
+    plan = [(rng.choice(users), start_ts + n * 0.001, rng.uniform(0, gap_s)) for n in range(probes)]
+    result: dict[str, Any] = _run(_freshness(port, plan, strategy, 10.0, poll_s))
     return result

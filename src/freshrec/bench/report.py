@@ -107,6 +107,17 @@ def markdown(r: dict[str, Any], command: str, plot_name: str | None) -> str:
         ]
         out += _table(["state", "apply events/s", "bytes/user"], rows)
         out += [f"memory / Redis: {_n(red['memory_over_redis'])}×", ""]
+    if "distributed" in r:
+        d = r["distributed"]
+        out += [
+            "## Distributed freshness (replica → Kafka → worker → Redis → replica)",
+            "",
+            f"{d['probes']} probes on {_n(d['users'])} users × {_n(d['items'])} items: POST → visible in the "
+            f"replica's answer p50 {_n(d['p50_ms'], 2)} ms, p99 {_n(d['p99_ms'], 2)} ms; the POST "
+            f"(202 on the broker's ack) p50 {_n(d['post']['p50_ms'], 2)} ms, "
+            f"p99 {_n(d['post']['p99_ms'], 2)} ms.",
+            "",
+        ]
     if "serving" in r:
         s = r["serving"]
         f = s["freshness"]

@@ -4,7 +4,8 @@ Steps (each in its own process, see :mod:`freshrec.bench.child`):
 
 1. ingestion and memory at each (users, items) point of the scaling grid (:mod:`freshrec.bench.ingest`);
    the largest point is kept as a data directory for step 3;
-2. the same on Redis (a Valkey server the bench starts), beside memory at the same size;
+2. the same on Redis (a Valkey server the bench starts), beside memory at the same size; then freshness
+   through a distributed deployment (:mod:`freshrec.bench.distributed_step`);
 3. serving: freshness, open-loop latency per strategy and rate, maximum throughput vs an empty endpoint
    (:mod:`freshrec.bench.serving`);
 4. the alternatives: the same answers computed per request in SQL by DuckDB and PostgreSQL, and the same
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from freshrec.bench.child import Reporter, console, run_in_child
+from freshrec.bench.distributed_step import distributed_job
 from freshrec.bench.ingest import DAY, ingest_point
 from freshrec.bench.serving import USER_STRATEGIES, Server, load_job
 from freshrec.bench.sizes import Sizes
@@ -35,6 +37,7 @@ GIB = 1024**3
 TARGETS = {  # SPEC §9: (figure, comparison, bound)
     "ingest_events_per_s_per_core": (">=", 100_000),
     "fresh_p99_ms": ("<=", 5.0),
+    "fresh_p99_ms_distributed": ("<=", 50.0),
     "recs_p99_ms_at_1000rps": ("<=", 2.0),
     "state_gib_per_1m_users": ("<=", 0.4),
 }
@@ -126,6 +129,15 @@ def run(sizes: Sizes, *, skip: frozenset[str] = frozenset(), workdir: Path | Non
         result["ingest_grid"] = grid
         if "redis" not in skip:
             result["redis"] = _redis_step(sizes)
+        if "distributed" not in skip:
+            result["distributed"] = run_in_child(
+                "distributed",
+                distributed_job,
+                sizes.redis_users,
+                min(10_000, sizes.grid[0][1]),
+                1,
+                sizes.probes // 2,
+            )
         if "serving" not in skip:
             assert served_users is not None, "the served size must be the last grid point"
             result["serving"] = _serving_step(sizes, build, served_users)
@@ -204,6 +216,9 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
     if "redis" in r:
         out["ingest_redis_events_per_s_per_core"] = r["redis"]["redis"]["ingest_events_per_s"]
         out["redis_state_bytes_per_user"] = r["redis"]["redis"]["state_bytes_per_user"]
+    if "distributed" in r:
+        out["fresh_p50_ms_distributed"] = r["distributed"]["p50_ms"]
+        out["fresh_p99_ms_distributed"] = r["distributed"]["p99_ms"]
     if "serving" in r:
         s = r["serving"]
         out["fresh_p50_ms"] = s["freshness"]["p50_ms"]
