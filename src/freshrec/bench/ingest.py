@@ -9,7 +9,8 @@
    batches of 1,000, as the server and the worker apply them: events/s of the apply alone and of validation.
 
 On Redis the state lives in the Redis server's process: memory is its ``used_memory``, not this process's.
-With ``build_dir`` the state is written there as a data directory (snapshot and a trained CF model), which
+With ``breakdown`` the state's bytes per user are split by view (:mod:`freshrec.bench.memory`). With
+``build_dir`` the state is written there as a data directory (snapshot and a trained CF model), which
 the serving benchmark then serves.
 """
 
@@ -86,6 +87,7 @@ def ingest_point(
     measured: int,
     state: str = "memory://",
     build_dir: str | None = None,
+    breakdown: bool = False,
 ) -> dict[str, Any]:
     """One size of the scaling table (see the module's docstring)."""
     settings = bench_settings(state)
@@ -149,6 +151,12 @@ def ingest_point(
         "state_bytes_total": used() - base,
         "state": "redis" if redis_url else "memory",
     }
+    if breakdown and not redis_url:
+        from freshrec.bench.memory import breakdown as parts
+        from freshrec.state.memory import MemoryState
+
+        assert isinstance(engine.store, MemoryState)
+        result["state_bytes_per_user_by_part"] = parts(engine.store, users)
     if datadir is not None:
         reporter.step(f"{label}: CF training", 0, 1)
         engine.cf.fit(engine.cf.collect(engine.store, engine.total_applied()[0]))

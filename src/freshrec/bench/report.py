@@ -98,6 +98,12 @@ def markdown(r: dict[str, Any], command: str, plot_name: str | None) -> str:
             ],
             rows,
         )
+    parts = grid[0].get("state_bytes_per_user_by_part") if grid else None
+    if parts:
+        out += [f"Bytes per user by view at {_n(grid[0]['users'])} users (deep `sys.getsizeof`):", ""]
+        out += _table(
+            ["part/view", "bytes/user"], [[f"`{k}`", _n(v, 0)] for k, v in list(parts.items())[:16]]
+        )
     if "redis" in r:
         red = r["redis"]
         out += ["## Redis state (in process, Valkey on loopback)", ""]

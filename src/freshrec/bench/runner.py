@@ -112,7 +112,7 @@ def run(sizes: Sizes, *, skip: frozenset[str] = frozenset(), workdir: Path | Non
     try:
         build = tmp / "served"
         grid = []
-        for users, items in sizes.grid:
+        for n, (users, items) in enumerate(sizes.grid):
             keep = (users, items) == sizes.serve and "serving" not in skip
             point = run_in_child(
                 f"ingest {users:,}×{items:,}",
@@ -123,6 +123,7 @@ def run(sizes: Sizes, *, skip: frozenset[str] = frozenset(), workdir: Path | Non
                 sizes.measured,
                 "memory://",
                 str(build) if keep else None,
+                n == 0,
             )
             served_users = point.pop("users_with_events", None)
             grid.append(point)
