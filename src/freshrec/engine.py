@@ -48,7 +48,7 @@ T = TypeVar("T")
 ENGINE_NS = "engine"  # the clock and counters a distributed deployment shares
 ENGINE_KEY = "engine"
 USER_STRATEGIES = ("hybrid", "personalized", "session", "trending_for_you", "trending")
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3  # 3: item_popularity keeps per-group rankings (rebuilt when loading 2)
 
 
 class Journal(Protocol):
@@ -266,6 +266,7 @@ class Engine:
                 weight=weights[event.type],
                 item_category=item.category,
                 item_tier=item_tier,
+                item_brand=item.brand,
             )
             if event_clock and event.ts > now:
                 now = self.event_clock = event.ts
@@ -611,10 +612,13 @@ class Engine:
 
     def restore(self, blob: bytes) -> None:
         data = pickle.loads(blob)
-        if data.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"snapshot version {data.get('version')} is not supported")
+        version = data.get("version")
+        if version not in (2, SNAPSHOT_VERSION):
+            raise ValueError(f"snapshot version {version} is not supported")
         self.store.load(data["state"])
         self.catalog.load(data["items"].values())
+        if version == 2:
+            self.features.popularity.rebuild_groups(self.store, self.catalog.items.values(), self.tiers)
         self.event_clock = data["event_clock"]
         self.applied_events = data["applied_events"]
         self._last_forget = data["last_forget"]

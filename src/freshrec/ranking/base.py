@@ -151,11 +151,11 @@ def constant_source(score: float, ranked: Iterable[tuple[str, float]]) -> Iterat
         yield (neg, -pop, item_id)
 
 
-def sorted_group(features: Features, score: float, item_ids: Iterable[str]) -> Iterator[Entry]:
-    """A group of items sharing ``score``, sorted by popularity when first read."""
-    neg = -score
-    ids = list(item_ids)
-    yield from sorted((neg, -p, i) for i, p in zip(ids, features.pops(ids), strict=True))
+def sorted_group(features: Features, score: float, group: tuple[str | None, ...]) -> Iterator[Entry]:
+    """The items of one catalog group, all sharing ``score``, in popularity order (read lazily)."""
+    from freshrec.views.popularity import group_ranking
+
+    return constant_source(score, features.by_popularity(group_ranking(*group)))
 
 
 def by_trend(

@@ -44,7 +44,7 @@ def rank_by_groups(
     if request.category is not None:
         for group in catalog.groups_in_category(request.category):
             score = rounded(score_of(*group))
-            add(score, sorted_group(features, score, catalog.groups[group]))
+            add(score, sorted_group(features, score, group))
     else:
         explicit: set[GroupKey] = set()
         for category in user_categories:
@@ -53,7 +53,7 @@ def rank_by_groups(
             explicit.update(catalog.groups_by_brand.get(brand, ()))
         for group in explicit:
             score = rounded(score_of(*group))
-            add(score, sorted_group(features, score, catalog.groups[group]))
+            add(score, sorted_group(features, score, group))
         scored_tiers: set[str | None] = set()
         items = catalog.items
 

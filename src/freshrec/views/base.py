@@ -19,7 +19,8 @@ Row = dict[str, Any]
 class Resolved:
     """An event's item attributes: the event's own when given (SPEC §1), else the catalog's.
 
-    ``item_category`` and ``item_tier`` are the catalog's, used by indexes that strategies read.
+    ``item_category``, ``item_brand`` and ``item_tier`` are the catalog's, used by indexes that strategies
+    read.
     """
 
     category: str | None
@@ -29,6 +30,7 @@ class Resolved:
     weight: float
     item_category: str | None
     item_tier: str | None
+    item_brand: str | None = None
 
 
 class View(Protocol):

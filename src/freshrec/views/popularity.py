@@ -1,12 +1,14 @@
 """``item_popularity``: lifetime per-type counts and weighted total per item.
 
 It also keeps the popularity rankings strategies walk for ties and fallbacks — every catalog item, in
-``weighted_total desc, item_id asc`` order, overall, per category and per price tier (catalog values).
+``weighted_total desc, item_id asc`` order, overall, per category, per price tier and per catalog group
+(category, brand, tier), all of catalog values. The group rankings let the grouped strategies read a group's
+most popular items without sorting the whole group per request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from freshrec.catalog import Item
@@ -17,6 +19,11 @@ from freshrec.views.base import Resolved, Row, type_counts
 
 RANKS = "popularity_rank"
 ALL = ("all",)
+
+
+def group_ranking(category: str | None, brand: str | None, tier: str | None) -> tuple[str | None, ...]:
+    """The popularity ranking of one catalog group (see :meth:`freshrec.catalog.Catalog.group_of`)."""
+    return ("group", category, brand, tier)
 
 
 class ItemPopularity:
@@ -32,11 +39,18 @@ class ItemPopularity:
         store.rank_add(RANKS, ALL, event.item_id, weight)
         store.rank_add(RANKS, ("category", attrs.item_category), event.item_id, weight)
         store.rank_add(RANKS, ("tier", attrs.item_tier), event.item_id, weight)
+        store.rank_add(
+            RANKS,
+            group_ranking(attrs.item_category, attrs.item_brand, attrs.item_tier),
+            event.item_id,
+            weight,
+        )
 
     def on_item_change(self, old: Item | None, new: Item | None, store: StateStore, tiers: Any) -> None:
         if old is not None:
             store.rank_remove(RANKS, ("category", old.category), old.item_id)
             store.rank_remove(RANKS, ("tier", tiers.of(old.price)), old.item_id)
+            store.rank_remove(RANKS, group_ranking(old.category, old.brand, tiers.of(old.price)), old.item_id)
             if new is None:
                 store.rank_remove(RANKS, ALL, old.item_id)
         if new is not None:
@@ -45,6 +59,17 @@ class ItemPopularity:
             store.rank_add(RANKS, ALL, new.item_id, total)
             store.rank_add(RANKS, ("category", new.category), new.item_id, total)
             store.rank_add(RANKS, ("tier", tiers.of(new.price)), new.item_id, total)
+            store.rank_add(
+                RANKS, group_ranking(new.category, new.brand, tiers.of(new.price)), new.item_id, total
+            )
+
+    def rebuild_groups(self, store: StateStore, items: Iterable[Item], tiers: Any) -> None:
+        """Fill the group rankings from the counters (state written before they existed)."""
+        for item in items:
+            total = self.popularity(store, item.item_id)
+            ranking = group_ranking(item.category, item.brand, tiers.of(item.price))
+            store.rank_remove(RANKS, ranking, item.item_id)
+            store.rank_add(RANKS, ranking, item.item_id, total)
 
     def expire(self, store: StateStore, now: float) -> None:
         """Lifetime view: nothing expires."""
