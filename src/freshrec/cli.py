@@ -631,6 +631,12 @@ def bench(
                 out.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise click.ClickException(f"cannot write {out}: {exc}") from None
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # so every server and process the bench started is stopped on the way out
+
+    signal.signal(signal.SIGTERM, stop)
     result = run(chosen, skip=frozenset(skip), workdir=workdir)
     command = "freshrec bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "freshrec bench"
     if json_out is not None:

@@ -12,6 +12,7 @@ random phases of its loop. ``bench/distributed.py`` measures the rest of the dis
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,15 +42,15 @@ def _kafka_env(bootstrap: str) -> dict[str, str]:
 
 
 def _wait(
-    condition: Callable[[], bool], timeout: float, what: str, procs: list[subprocess.Popen[bytes]]
+    condition: Callable[[], bool], timeout: float, what: str, procs: list[subprocess.Popen[bytes]], logs: Path
 ) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         for proc in procs:
             if proc.poll() is not None:
-                raise RuntimeError(f"{what}: {proc.args!r} exited with {proc.returncode}")
+                raise RuntimeError(f"{what}: {proc.args!r} exited with {proc.returncode} (logs in {logs})")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{what}: not done after {timeout:.0f} s")
+            raise RuntimeError(f"{what}: not done after {timeout:.0f} s (logs in {logs})")
         time.sleep(0.1)
 
 
@@ -85,7 +86,7 @@ def distributed_job(reporter: Reporter, users: int, items: int, per_user: int, p
                 except httpx.HTTPError:
                     return False
 
-            _wait(healthy, 120, "the replica starts", procs)
+            _wait(healthy, 120, "the replica starts", procs, logs)
             reader, _ = open_engine(load_settings(clock="event", state=state, embeddings={"model": "none"}))
             with httpx.Client(base_url=base, timeout=60) as client:
                 for lo in range(0, len(products), 2000):
@@ -99,7 +100,7 @@ def distributed_job(reporter: Reporter, users: int, items: int, per_user: int, p
                 reporter.step("distributed: applied by the worker", done, len(warm))
                 return done >= len(warm)
 
-            _wait(applied, 1800, "the worker applies the warm-up", procs)
+            _wait(applied, 1800, "the worker applies the warm-up", procs, logs)
             who = sorted({e["user_id"] for e in warm})
             reporter.step("distributed: freshness probes", 0, 1)
             result = loadgen.freshness(port, who, stream.start + DAY + 1, probes, gap_s=0.5, poll_s=0.002)
@@ -114,5 +115,6 @@ def distributed_job(reporter: Reporter, users: int, items: int, per_user: int, p
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+    shutil.rmtree(logs, ignore_errors=True)  # kept when something failed: the error names them
     result.update(users=users, items=items, warm_events=len(warm))
     return result

@@ -113,11 +113,10 @@ def ingest_point(
         engine = Engine(settings, store, StoreCatalog(store))
     else:
         engine = Engine(settings)
-    label = f"{users:,} users × {items:,} items"
     base = used()
     for start in range(0, len(products), 5000):
         engine.upsert_items(products[start : start + 5000])
-        reporter.step(f"{label}: catalog", min(len(products), start + 5000), len(products))
+        reporter.step("catalog", min(len(products), start + 5000), len(products))
     after_items = used()
 
     total, done = users * per_user, 0
@@ -125,7 +124,7 @@ def ingest_point(
         for start in range(0, len(chunk), BATCH):
             engine.ingest_events(_validated(settings, chunk[start : start + BATCH]))
         done += len(chunk)
-        reporter.step(f"{label}: warm-up events", done, total)
+        reporter.step("warm-up events", done, total)
     after_warm = used()
 
     raw = [event for chunk in stream.stream(measured, stream.start + DAY, 600.0) for event in chunk]
@@ -138,7 +137,7 @@ def ingest_point(
         engine.ingest_events(batch)
         apply_s += time.perf_counter() - started
         done += len(batch)
-        reporter.step(f"{label}: measured events", done, len(raw))
+        reporter.step("measured events", done, len(raw))
     result: dict[str, Any] = {
         "users": users,
         "items": items,
@@ -158,15 +157,15 @@ def ingest_point(
         assert isinstance(engine.store, MemoryState)
         result["state_bytes_per_user_by_part"] = parts(engine.store, users)
     if datadir is not None:
-        reporter.step(f"{label}: CF training", 0, 1)
+        reporter.step("CF training", 0, 1)
         engine.cf.fit(engine.cf.collect(engine.store, engine.total_applied()[0]))
-        reporter.step(f"{label}: CF training", 1, 1)
-        reporter.step(f"{label}: snapshot", 0, 1)
+        reporter.step("CF training", 1, 1)
+        reporter.step("snapshot", 0, 1)
         datadir.engine = engine
         datadir.records_since_snapshot = 1
         started = time.perf_counter()
         datadir.close(snapshot=True)
         result["snapshot_seconds"] = time.perf_counter() - started
-        reporter.step(f"{label}: snapshot", 1, 1)
+        reporter.step("snapshot", 1, 1)
         result["users_with_events"] = sorted({e["user_id"] for e in raw})[:5000]
     return result

@@ -2,7 +2,8 @@
 
 * :func:`open_loop`: requests are *scheduled* at a fixed rate and each latency is measured from its scheduled
   time, so a slow server is charged for the queue it causes (no coordinated omission); requests that are not
-  answered within ``timeout`` seconds count as errors, as do non-200 answers.
+  answered within ``timeout`` seconds of their scheduled time count as errors (waiting for one of the
+  ``connections`` included), as do non-200 answers.
 * :func:`closed_loop`: ``connections`` clients send back to back for ``seconds``: the maximum throughput.
 * :func:`freshness`: POST one event, then read the user's recommendations until they show it.
 
@@ -85,9 +86,17 @@ async def _open_loop(
     n = max(1, int(rate * seconds))
 
     async def one(path: str, scheduled: float) -> None:
-        conn = await pool.get()
+        # the deadline runs from the scheduled time: waiting for a free connection counts too
+        deadline = scheduled + timeout
         try:
-            status, _ = await asyncio.wait_for(conn.request("GET", path), timeout)
+            conn = await asyncio.wait_for(pool.get(), max(0.0, deadline - time.perf_counter()))
+        except TimeoutError:
+            errors["timeout"] += 1
+            return
+        try:
+            status, _ = await asyncio.wait_for(
+                conn.request("GET", path), max(0.0, deadline - time.perf_counter())
+            )
         except TimeoutError:
             errors["timeout"] += 1
             conn.close()

@@ -18,6 +18,7 @@ The result is one JSON object: SPEC §6's flat keys (each figure with its unit i
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
 import platform
 import shutil
@@ -106,6 +107,7 @@ def stream_job(reporter: Reporter, sizes: Sizes) -> dict[str, Any]:
 
 def run(sizes: Sizes, *, skip: frozenset[str] = frozenset(), workdir: Path | None = None) -> dict[str, Any]:
     """Every step of the module's docstring at ``sizes``; ``skip`` names steps left out."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="freshrec-bench-", dir=workdir))
     result: dict[str, Any] = {"sizes": sizes.name, "machine": machine(), "versions": versions()}
