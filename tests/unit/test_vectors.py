@@ -431,3 +431,21 @@ def test_ann_snapshot_with_a_bad_graph_is_refused() -> None:
         with pytest.raises(ValueError):
             AnnIndex(8).load(blob[:start] + filler * (len(blob) - start))
     AnnIndex(8).load(blob)
+
+
+def test_a_bulk_import_in_chunks_and_a_restored_snapshot_end_on_the_graph() -> None:
+    """No index may stay half-migrated (exact search over a large catalog) after a bulk load or a restart."""
+    rng = np.random.default_rng(5)
+    vectors = clustered(rng, 3000, dim=16, clusters=8)
+    ids = [f"b{n}" for n in range(3000)]
+    auto = AutoIndex(16, exact_threshold=1000, migrate_batch=100)
+    for start in range(0, 3000, 500):  # chunks larger than migrate_batch
+        auto.upsert(ids[start : start + 500], vectors[start : start + 500])
+    assert auto.mode == "ann"
+
+    small = AutoIndex(16, exact_threshold=5000)
+    small.upsert(ids, vectors)
+    assert small.mode == "exact"
+    restored = AutoIndex(16, exact_threshold=1000, migrate_batch=100)
+    restored.load(small.dump())
+    assert restored.mode == "ann" and len(restored) == 3000

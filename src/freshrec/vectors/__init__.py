@@ -3,8 +3,9 @@
 :func:`open_index` gives an :class:`AutoIndex`: exact NumPy search while the catalog is small, an HNSW graph
 (usearch) once it grows past ``exact_threshold`` items. The switch is transparent and never blocks on a
 full build: once past the threshold every write also copies ``migrate_batch`` not-yet-copied items into the
-graph, searches stay exact (and complete) until the graph holds everything, then the exact index is dropped.
-It does not switch back.
+graph (or as many as the write itself holds, if more, so that a bulk import in chunks finishes the graph as
+it goes), searches stay exact (and complete) until the graph holds everything, then the exact index is
+dropped. Loading a snapshot finishes the graph at once. It does not switch back.
 
 >>> import numpy as np
 >>> index = open_index(dim=3)
@@ -103,7 +104,7 @@ class AutoIndex:
             self._ann.upsert(ids, vectors)
             for item_id in ids:
                 self._pending.pop(item_id, None)
-        self._step()
+        self._step(at_least=len(ids))
 
     def remove(self, ids: Sequence[str]) -> None:
         if self._exact is not None:
@@ -141,7 +142,7 @@ class AutoIndex:
             self._exact, self._ann, self._pending = None, ann, {}
         else:
             raise ValueError(f"unknown vector index snapshot kind {kind}")
-        self._step()
+        self._step(everything=True)  # a restart must not leave search exact until enough writes come
 
     def _reader(self) -> ExactIndex | AnnIndex:
         return self._exact if self._exact is not None else self._backend()
@@ -150,7 +151,7 @@ class AutoIndex:
         assert self._ann is not None
         return self._ann
 
-    def _step(self, *, everything: bool = False) -> None:
+    def _step(self, *, everything: bool = False, at_least: int = 0) -> None:
         exact = self._exact
         if exact is None:
             return
@@ -161,7 +162,8 @@ class AutoIndex:
                 self._dim, expansion_search=self._ef, threads=self._threads, dtype=self._ann_dtype
             )
             self._pending = dict.fromkeys(exact.ids())
-        batch = len(self._pending) if everything else min(self.migrate_batch, len(self._pending))
+        wanted = max(self.migrate_batch, at_least)
+        batch = len(self._pending) if everything else min(wanted, len(self._pending))
         if batch:
             ids = [self._pending.popitem()[0] for _ in range(batch)]
             rows = exact.rows(ids)
