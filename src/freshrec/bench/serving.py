@@ -42,6 +42,8 @@ USER_STRATEGIES = (
 SERVER_ENV = {
     "FRESHREC_EMBEDDINGS__MODEL": f"precomputed:{EMBED_DIM}",
     "FRESHREC_CF__RETRAIN_EVERY_SECONDS": "0",
+    # no snapshot of the whole state in the middle of a measurement (the log replayed at start is kept)
+    "FRESHREC_STORAGE__SNAPSHOT_EVERY_EVENTS": str(10**12),
 }
 
 

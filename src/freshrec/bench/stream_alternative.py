@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from freshrec.config import Settings, load_settings
+from freshrec.config import Settings
 from freshrec.engine import Engine
 from freshrec.events import Event, validate_events
 
@@ -73,15 +73,22 @@ def run_stream_alternative(
     events: list[dict[str, Any]],
     *,
     progress: Callable[[str], None] | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Events/s of Pathway maintaining the SPEC §3 views, and of freshrec on the same events, one core each.
+
+    ``settings`` default to the bench's (:func:`freshrec.bench.ingest.bench_settings`: vectors come with the
+    items, so ``user_interest`` is maintained too without running a text model).
 
     Both get the same events, validated by freshrec beforehand (neither timing includes validation),
     in batches of 1,000. Seconds are wall-clock from the first event in to every view computed;
     ``cpu_seconds`` (all threads of the process) tell whether another process took the core meanwhile.
     """
     say = progress or (lambda _message: None)
-    settings = load_settings(clock="event")
+    if settings is None:
+        from freshrec.bench.ingest import bench_settings
+
+        settings = bench_settings()
     batches = [
         validate_events(events[start : start + BATCH], settings.events, received_at=time.time())
         for start in range(0, len(events), BATCH)
