@@ -221,6 +221,26 @@ async def _freshness(
     }
 
 
+async def _drain(port: int, quiet_ms: float, timeout: float) -> float:
+    """Wait until ``/health`` answers within ``quiet_ms``: the server has worked off every abandoned request.
+
+    A request the client gave up on (timed out) is still processed by the server, so after an overloaded run
+    the server is busy with that backlog for a while; the next measurement must not start before it is done.
+    """
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        conn = await Connection.open(port)
+        try:
+            t = time.perf_counter()
+            await conn.request("GET", "/health")
+            if (time.perf_counter() - t) * 1000 <= quiet_ms:
+                return time.perf_counter() - started
+        finally:
+            conn.close()
+        await asyncio.sleep(0.05)
+    return time.perf_counter() - started
+
+
 def _run(coro: Any) -> Any:
     try:
         import uvloop
@@ -258,3 +278,9 @@ def freshness(
     plan = [(rng.choice(users), start_ts + n * 0.001, rng.uniform(0, gap_s)) for n in range(probes)]
     result: dict[str, Any] = _run(_freshness(port, plan, strategy, 10.0, poll_s))
     return result
+
+
+def drain(port: int, quiet_ms: float = 20.0, timeout: float = 600.0) -> float:
+    """Seconds until the server answers ``/health`` within ``quiet_ms`` again (see :func:`_drain`)."""
+    waited: float = _run(_drain(port, quiet_ms, timeout))
+    return waited

@@ -147,9 +147,12 @@ def markdown(r: dict[str, Any], command: str, plot_name: str | None) -> str:
                         _n(run["p99_ms"], 2),
                         _n(run["p999_ms"], 2),
                         _n(run["errors"]),
+                        _n(run.get("drain_seconds"), 1),
                     ]
                 )
-        out += _table(["strategy", "req/s", "answered/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"], rows)
+        out += _table(
+            ["strategy", "req/s", "answered/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "backlog s"], rows
+        )
         t = s["throughput"]
         rows = [[name, _n(t[name]["per_s"]), _n(t[name]["per_s"] / t["health"]["per_s"], 3)] for name in t]
         out += ["Maximum throughput (closed loop, 8 connections):", ""]

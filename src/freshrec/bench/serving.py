@@ -9,6 +9,9 @@ The state is built once by :func:`freshrec.bench.ingest.ingest_point` (``build_d
 2. open-loop load at each rate against each strategy: p50/p99/p99.9 from the scheduled send time, errors;
 3. maximum throughput (closed loop, several connections) of each strategy and of ``/health`` (an empty
    endpoint of the same server), as the ratio strategy / empty.
+
+After every run the load generator waits until ``/health`` answers within 20 ms again: the server still
+processes the requests the client gave up on, and that backlog must not be charged to the next run.
 """
 
 from __future__ import annotations
@@ -137,15 +140,19 @@ def load_job(
     for s in strategies:
         runs = {}
         for rate in rates:
-            runs[str(int(rate))] = loadgen.open_loop(port, paths[s], rate, seconds)
+            run = loadgen.open_loop(port, paths[s], rate, seconds)
+            run["drain_seconds"] = loadgen.drain(port)  # abandoned requests must not slow the next run
+            runs[str(int(rate))] = run
             done += 1
             reporter.step("serving", done, steps)
         out["strategies"][s] = runs
     out["throughput"]["health"] = loadgen.closed_loop(port, ["/health"], throughput_seconds)
+    loadgen.drain(port)
     done += 1
     reporter.step("serving", done, steps)
     for s in strategies:
         out["throughput"][s] = loadgen.closed_loop(port, paths[s], throughput_seconds)
+        loadgen.drain(port)
         done += 1
         reporter.step("serving", done, steps)
     empty = out["throughput"]["health"]["per_s"]
