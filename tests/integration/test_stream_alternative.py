@@ -122,7 +122,9 @@ def test_run_stream_alternative_reports_every_figure() -> None:
     sc = generate_scenario(n_users=30, n_items=30, seed=2, duration_seconds=3600)
     lines: list[str] = []
 
-    result = run_stream_alternative(sc.items, sc.events, progress=lines.append)
+    # the demo's items carry no vectors: the default (bench) settings expect them with the items
+    settings = load_settings(clock="event", embeddings={"model": "none"})
+    result = run_stream_alternative(sc.items, sc.events, progress=lines.append, settings=settings)
 
     assert result["library"] == "pathway"
     assert result["version"] == "0.33.0"
