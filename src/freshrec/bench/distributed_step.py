@@ -27,6 +27,7 @@ import httpx
 from freshrec.bench import loadgen
 from freshrec.bench.child import Reporter
 from freshrec.bench.ingest import DAY, bench_catalog
+from freshrec.bench.processes import stop_process
 from freshrec.bench.serving import free_port
 from freshrec.bench.workload import Clickstream
 
@@ -107,14 +108,7 @@ def distributed_job(reporter: Reporter, users: int, items: int, per_user: int, p
             reporter.step("distributed: freshness probes", 1, 1)
         finally:
             for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop_process(proc, signal.SIGTERM, 30)
     shutil.rmtree(logs, ignore_errors=True)  # kept when something failed: the error names them
     result.update(users=users, items=items, warm_events=len(warm))
     return result

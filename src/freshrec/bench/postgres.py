@@ -26,6 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from freshrec.bench.processes import stop_process
+
 BIN_ENV = "FRESHREC_POSTGRES_BIN"
 SUPERUSER = "freshrec"
 DATABASE = "postgres"
@@ -210,15 +212,8 @@ class PostgresServer:
     def stop(self) -> None:
         """Fast shutdown (SIGINT) of the postmaster, SIGKILL after ``stop_timeout``; remove the directory."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGINT)
-            try:
-                process.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGKILL)
-                process.wait()
+        if process is not None:
+            stop_process(process, signal.SIGINT, self.stop_timeout)
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None

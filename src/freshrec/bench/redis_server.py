@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from freshrec.bench.processes import stop_process
+
 STARTUP_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 
@@ -109,14 +111,8 @@ class RedisServer:
     def stop(self) -> None:
         """SIGTERM the server by its PID, SIGKILL it if it has not exited after a timeout."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=STOP_TIMEOUT)
+        if process is not None:
+            stop_process(process, signal.SIGTERM, STOP_TIMEOUT)
 
     def restart(self) -> None:
         """Stop, then start on the same port: every key is lost."""

@@ -31,6 +31,7 @@ import httpx
 from freshrec.bench import loadgen
 from freshrec.bench.child import Reporter
 from freshrec.bench.ingest import EMBED_DIM
+from freshrec.bench.processes import stop_process
 
 USER_STRATEGIES = (
     "personalized",
@@ -102,14 +103,8 @@ class Server:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, signal.SIGTERM, 60)
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
