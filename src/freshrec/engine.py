@@ -32,23 +32,17 @@ from freshrec.ranking.related import AlsoBought as AlsoBoughtStrategy
 from freshrec.ranking.related import CoVisit
 from freshrec.ranking.trending import Trending, TrendingForYou
 from freshrec.state.base import StateStore, open_state
+from freshrec.state.memory import MemoryState
 from freshrec.tiers import PriceTiers
-from freshrec.views.base import ItemAware, Resolved, Row, View
-from freshrec.views.brand import UserBrandProfile
-from freshrec.views.category import UserCategoryAffinity, UserCategoryProfile, UserRecentActivity
-from freshrec.views.covisit import AlsoBought, CoVisits
-from freshrec.views.history import UserHistory
-from freshrec.views.interest import UserInterest
-from freshrec.views.popularity import ItemPopularity
-from freshrec.views.price import UserPriceSensitivity
-from freshrec.views.trending import ContentTrending
-from freshrec.views.useritems import UserItems
+from freshrec.views.base import Resolved, Row
+from freshrec.views.columnar.batch import BatchBuilder
+from freshrec.views.registry import build_views
 
 T = TypeVar("T")
 ENGINE_NS = "engine"  # the clock and counters a distributed deployment shares
 ENGINE_KEY = "engine"
 USER_STRATEGIES = ("hybrid", "personalized", "session", "trending_for_you", "trending")
-SNAPSHOT_VERSION = 3  # 3: item_popularity keeps per-group rankings (rebuilt when loading 2)
+SNAPSHOT_VERSION = 4  # 4: the per-user views are numpy columns (older snapshots: the log is replayed)
 
 
 class Journal(Protocol):
@@ -73,6 +67,10 @@ class SharedCatalog(Protocol):
     def changes(self) -> list[dict[str, Any]]:
         """Every change since the previous call (all of them on the first), in order."""
         ...
+
+
+class SnapshotVersionError(ValueError):
+    """A snapshot written by another layout of the state: rebuild from the log instead."""
 
 
 @dataclass(slots=True)
@@ -110,48 +108,30 @@ class Engine:
         self.duplicate_events = 0
         self._last_forget = 0.0
 
-        category_profile = UserCategoryProfile(settings)
-        category_affinity = UserCategoryAffinity(settings)
-        recent = UserRecentActivity(settings)
-        brand = UserBrandProfile()
-        price = UserPriceSensitivity()
-        trending = ContentTrending(settings)
-        popularity = ItemPopularity(settings)
-        history = UserHistory(settings)
-        co_visits = CoVisits(settings)
-        also_bought = AlsoBought()
-        user_items = UserItems()
-        interest = UserInterest(self.content.vector_of, user_items)
-        views: list[View] = [
-            category_profile,
-            category_affinity,
-            brand,
-            price,
-            recent,
-            trending,
-            popularity,
-            co_visits,
-            also_bought,
-            user_items,
-            interest,
-            history,
-        ]
-        self.views: dict[str, View] = {v.name: v for v in views}
-        self._view_list = views
-        self._item_aware: list[ItemAware] = [trending, popularity]
+        columnar = isinstance(self.store, MemoryState)
+        built = build_views(settings, self.content.vector_of, columnar, self.tiers.names)
+        self.vocabulary = built.vocabulary
+        self.views: dict[str, Any] = built.by_name
+        self._view_list = built.per_event
+        self._batched = built.batched
+        self._item_aware = built.item_aware
+        if columnar:
+            built.get("content_trending").catalog = self.catalog.items
+        interest = built.get("user_interest")
+        user_items = built.get("user_items")
         self.features = Features(
             settings=settings,
             store=self.store,
             catalog=self.catalog,
-            category_profile=category_profile,
-            category_affinity=category_affinity,
-            recent_activity=recent,
-            brand_profile=brand,
-            price_sensitivity=price,
-            trending=trending,
-            popularity=popularity,
-            history=history,
-            co_visits=co_visits,
+            category_profile=built.get("user_category_profile"),
+            category_affinity=built.get("user_category_affinity"),
+            recent_activity=built.get("user_recent_activity"),
+            brand_profile=built.get("user_brand_profile"),
+            price_sensitivity=built.get("user_price_sensitivity"),
+            trending=built.get("content_trending"),
+            popularity=built.get("item_popularity"),
+            history=built.get("user_history"),
+            co_visits=built.get("co_visits"),
         )
         strategies: dict[str, Strategy] = {
             "personalized": Personalized(self.features),
@@ -245,6 +225,7 @@ class Engine:
         arrival = (
             time.time()
         )  # event ids are remembered from when they were applied, whatever their timestamps
+        builder = BatchBuilder() if self._batched else None
         store.begin()
         for event in events:
             item = items.get(event.item_id)
@@ -273,6 +254,12 @@ class Engine:
             for view in views:
                 view.apply(event, attrs, store, now)
             store.mark_seen(event.event_id, arrival)
+            if builder is not None:
+                builder.add(event, attrs, now)
+        if builder is not None:
+            batch = builder.build(self.vocabulary)
+            for batched in self._batched:
+                batched.apply_batch(batch)
         if self.shared is not None:
             late = self.features.co_visits.late_events - late_before
             store.add(
@@ -293,6 +280,8 @@ class Engine:
         at = self.now() if now is None else now
         for view in self._view_list:
             view.expire(self.store, at)
+        for batched in self._batched:
+            batched.expire(self.store, at)
         limits = self.settings.events
         wall = time.time()
         if wall - self._last_forget >= 3600.0:
@@ -491,7 +480,8 @@ class Engine:
         view = self.views.get(name)
         if view is None:
             raise NotFound(f"view {name!r}; available: {', '.join(sorted(self.views))}")
-        return view.rows(self.store, self.now(), key)
+        rows: list[Row] = view.rows(self.store, self.now(), key)
+        return rows
 
     def profile(self, user_id: str, limit: int = 20) -> dict[str, Any]:
         """The user's profile (SPEC §5)."""
@@ -555,15 +545,14 @@ class Engine:
         recs = self.recommend(None, "trending", k=k, category=category, explain=True)
         items = []
         for rec in recs:
-            fields = self.store.window_members(view.name, rec.item_id).get(("", start))
-            row = view.row(self.store, rec.item_id, start, fields) if fields is not None else None
+            row = view.window_row(self.store, rec.item_id, start)
             entry: dict[str, Any] = {"item_id": rec.item_id, "score": rec.score}
             if row is not None:
                 entry.update(
                     {k: v for k, v in row.items() if k not in ("item_id", "window_start", "window_end")}
                 )
             items.append(entry)
-        empty = self.store.rank_size("trending_rank", ("all", start)) == 0
+        empty = view.size_of(self.store, start) == 0
         return {
             "window_start": start,
             "window_end": start + view.size,
@@ -593,6 +582,10 @@ class Engine:
             **self.store.stats(),
         }
 
+    def columnar_views(self) -> list[Any]:
+        """The views kept in numpy columns (the embedded state)."""
+        return list(self._batched)
+
     # -- snapshots ----------------------------------------------------------------------------------
     def snapshot(self) -> bytes:
         """The whole engine state: view state, catalog and clock."""
@@ -606,6 +599,8 @@ class Engine:
                 "last_forget": self._last_forget,
                 "co_visit_late_events": self.features.co_visits.late_events,
                 "vectors": self.content.dump(),
+                "vocabulary": self.vocabulary.arrays(),
+                "columnar": {view.name: view.arrays() for view in self._batched},
             },
             protocol=pickle.HIGHEST_PROTOCOL,
         )
@@ -613,12 +608,13 @@ class Engine:
     def restore(self, blob: bytes) -> None:
         data = pickle.loads(blob)
         version = data.get("version")
-        if version not in (2, SNAPSHOT_VERSION):
-            raise ValueError(f"snapshot version {version} is not supported")
+        if version != SNAPSHOT_VERSION:
+            raise SnapshotVersionError(f"snapshot version {version} is not {SNAPSHOT_VERSION}")
         self.store.load(data["state"])
         self.catalog.load(data["items"].values())
-        if version == 2:
-            self.features.popularity.rebuild_groups(self.store, self.catalog.items.values(), self.tiers)
+        self.vocabulary.load(data["vocabulary"])
+        for view in self._batched:
+            view.load(data["columnar"][view.name])
         self.event_clock = data["event_clock"]
         self.applied_events = data["applied_events"]
         self._last_forget = data["last_forget"]

@@ -395,30 +395,35 @@ def test_maybe_snapshot_follows_the_configured_cadence(tmp_path: Path) -> None:
     datadir.close(snapshot=False)
 
 
-def test_a_version_2_snapshot_gets_its_popularity_group_rankings_rebuilt() -> None:
-    """Snapshots written before item_popularity kept per-group rankings restore to the same answers."""
+def test_a_snapshot_of_an_older_state_layout_is_replaced_by_the_whole_log(tmp_path: Path) -> None:
+    """A snapshot written by an earlier version is not loaded: the log (never trimmed) rebuilds the state."""
     import pickle
 
-    from freshrec.demo.scenario import generate_scenario
-    from freshrec.engine import Engine
+    items = make_items(40)
+    events = make_events(500, seed=6)
+    reference = Engine(settings())
+    reference.upsert_items(items)
+    for batch in chunks(events, 100):
+        reference.ingest(batch)
 
-    settings = load_settings(clock="event", embeddings={"model": "none"}, cf={"enabled": False})
-    scenario = generate_scenario(n_users=40, n_items=300, seed=3, duration_seconds=3 * 3600)
-    engine = Engine(settings)
-    engine.upsert_items(scenario.items)
-    engine.ingest(scenario.events)
-    users = sorted({e["user_id"] for e in scenario.events})[:15]
-    expected = {u: engine.recommend(u, "personalized", k=20) for u in users}
+    path = tmp_path / "data"
+    datadir = DataDir(path, settings())
+    engine = datadir.open_engine()
+    engine.upsert_items(items)
+    for batch in chunks(events[:300], 100):
+        engine.ingest(batch)
+    snapshot = datadir.snapshot()
+    for batch in chunks(events[300:], 100):
+        engine.ingest(batch)
+    datadir.close(snapshot=False)
+    data = pickle.loads(snapshot.read_bytes())
+    data["version"] = 3  # as written before the per-user views moved to columns
+    snapshot.write_bytes(pickle.dumps(data))
 
-    data = pickle.loads(engine.snapshot())
-    state = pickle.loads(data["state"])
-    rankings = state["_rankings"]["popularity_rank"]
-    groups = [key for key in rankings if key[0] == "group"]
-    assert groups  # the current version has them ...
-    for key in groups:
-        del rankings[key]  # ... a version-2 snapshot did not
-    data["state"], data["version"] = pickle.dumps(state), 2
-
-    restored = Engine(settings)
-    restored.restore(pickle.dumps(data))
-    assert {u: restored.recommend(u, "personalized", k=20) for u in users} == expected
+    reopened = DataDir(path, settings())
+    replayed: list[int] = []
+    recovered = reopened.open_engine(progress=replayed.append)
+    assert replayed[-1] == 500 + 40  # every record, not only the tail after the snapshot
+    assert recovered.applied_events == 500
+    assert all_rows(recovered) == all_rows(reference)
+    reopened.close(snapshot=False)

@@ -156,7 +156,9 @@ def ingest_point(
         from freshrec.state.memory import MemoryState
 
         assert isinstance(engine.store, MemoryState)
-        result["state_bytes_per_user_by_part"] = parts(engine.store, users)
+        result["state_bytes_per_user_by_part"] = parts(
+            engine.store, users, engine.columnar_views(), engine.vocabulary
+        )
     if datadir is not None:
         reporter.step("CF training", 0, 1)
         engine.cf.fit(engine.cf.collect(engine.store, engine.total_applied()[0]))

@@ -7,6 +7,7 @@ strings such as item ids) are counted once, where first met.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -38,10 +39,17 @@ def deep_size(obj: Any, seen: set[int]) -> int:
     return total
 
 
-def breakdown(store: MemoryState, per: int) -> dict[str, float]:
-    """Bytes per ``per`` (e.g. users) of each ``part/namespace`` of ``store``, largest first."""
+def breakdown(
+    store: MemoryState, per: int, columnar: Iterable[Any] = (), names: Any = None
+) -> dict[str, float]:
+    """Bytes per ``per`` (e.g. users) of each ``part/namespace`` of ``store``, of each columnar view (its
+    arrays) and of the interned names, largest first."""
     seen: set[int] = set()
     out: dict[str, float] = {}
+    for view in columnar:
+        out[f"columns/{view.name}"] = view.nbytes() / per
+    if names is not None:
+        out["interned names"] = deep_size(names.arrays(), seen) / per
     for part in _PARTS:
         value = getattr(store, part)
         if isinstance(value, dict) and value and all(isinstance(v, dict | list) for v in value.values()):

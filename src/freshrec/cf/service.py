@@ -16,14 +16,14 @@ from freshrec.cf.model import CONFIDENCE, CFModel
 from freshrec.cf.train import Interactions, Progress, train
 from freshrec.config import CFSettings
 from freshrec.state.base import StateStore
-from freshrec.views.useritems import UserItems
+from freshrec.views.base import InteractionsReader
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "cf-als.npz"
 
 
 class CFService:
-    def __init__(self, settings: CFSettings, user_items: UserItems) -> None:
+    def __init__(self, settings: CFSettings, user_items: InteractionsReader) -> None:
         self.settings = settings
         self.user_items = user_items
         self.model: CFModel | None = None
@@ -56,7 +56,7 @@ class CFService:
     def collect(self, store: StateStore, events: int) -> Interactions:
         """Every user's interactions now. Call it while no write is being applied."""
         items = self.user_items
-        users = list(store.keys(items.name))
+        users = items.users(store)
         kind = self.settings.confidence
         data = Interactions.build(((u, items.weights(store, u)) for u in users), events, CONFIDENCE[kind])
         data.confidence = kind

@@ -14,15 +14,18 @@ from typing import Any, Protocol
 from freshrec.catalog import Catalog
 from freshrec.config import Settings
 from freshrec.state.base import StateStore
-from freshrec.views.brand import UserBrandProfile
-from freshrec.views.category import UserCategoryAffinity, UserCategoryProfile, UserRecentActivity
+from freshrec.views.base import (
+    AffinityReader,
+    ConversionReader,
+    RecentReader,
+    TrendingReader,
+    WindowAffinityReader,
+)
 from freshrec.views.covisit import CoVisits
 from freshrec.views.history import UserHistory
 from freshrec.views.popularity import ALL as POPULARITY_ALL
 from freshrec.views.popularity import RANKS as POPULARITY_RANKS
 from freshrec.views.popularity import ItemPopularity
-from freshrec.views.price import UserPriceSensitivity
-from freshrec.views.trending import ContentTrending
 
 SCORE_DECIMALS = 9
 
@@ -63,12 +66,12 @@ class Features:
     settings: Settings
     store: StateStore
     catalog: Catalog
-    category_profile: UserCategoryProfile
-    category_affinity: UserCategoryAffinity
-    recent_activity: UserRecentActivity
-    brand_profile: UserBrandProfile
-    price_sensitivity: UserPriceSensitivity
-    trending: ContentTrending
+    category_profile: AffinityReader
+    category_affinity: WindowAffinityReader
+    recent_activity: RecentReader
+    brand_profile: AffinityReader
+    price_sensitivity: ConversionReader
+    trending: TrendingReader
     popularity: ItemPopularity
     history: UserHistory
     co_visits: CoVisits
@@ -159,20 +162,27 @@ def sorted_group(features: Features, score: float, group: tuple[str | None, ...]
 
 
 def by_trend(
-    features: Features, ranking: tuple[Any, ...], score_of: Callable[[float], float]
+    features: Features, window: float, category: str | None, score_of: Callable[[float], float]
 ) -> Iterator[Entry]:
-    """Items of a trending ranking in result order, ``score_of`` mapping trending score to score."""
-    from freshrec.views.trending import RANKS
-
-    return by_ranking(features, RANKS, ranking, score_of)
+    """Items trending in ``window`` (of a category) in result order, ``score_of`` mapping trending score
+    to score."""
+    return by_scores(features, features.trending.ranked(features.store, window, category), score_of)
 
 
 def by_ranking(
     features: Features, ns: str, ranking: Hashable, score_of: Callable[[float], float] = float
 ) -> Iterator[Entry]:
-    """Members of a ranking in result order, ``score_of`` mapping the ranking's score to the score.
+    """Members of a ranking of the state store in result order (see :func:`by_scores`)."""
+    return by_scores(features, features.store.rank_iter(ns, ranking), score_of)
 
-    Rankings break ties by member; runs of equal score are re-ordered by popularity (SPEC §4).
+
+def by_scores(
+    features: Features, ranked: Iterable[tuple[str, float]], score_of: Callable[[float], float] = float
+) -> Iterator[Entry]:
+    """``(item, value)`` in ``value desc, item asc`` order, in result order, ``score_of`` mapping the
+    value to the score.
+
+    Runs of equal value are re-ordered by popularity (SPEC §4).
     """
     run: list[str] = []
     run_value = 0.0
@@ -182,7 +192,7 @@ def by_ranking(
         neg = -rounded(score_of(run_value))
         return sorted((neg, -p, i) for i, p in zip(run, features.pops(run), strict=True))
 
-    for item_id, value in features.store.rank_iter(ns, ranking):
+    for item_id, value in ranked:
         if run and value != run_value:
             yield from ordered()
             run = []

@@ -24,7 +24,7 @@ from freshrec.ranking.base import (
     make_filter,
     take,
 )
-from freshrec.views.useritems import UserItems
+from freshrec.views.base import InteractionsReader
 
 
 def top_scored(
@@ -60,7 +60,7 @@ class CollaborativeFiltering:
         self,
         features: Features,
         service: CFService,
-        user_items: UserItems,
+        user_items: InteractionsReader,
         user_fallbacks: Mapping[str, Strategy],
         item_fallbacks: Mapping[str, ItemStrategy],
     ) -> None:

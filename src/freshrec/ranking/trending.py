@@ -17,19 +17,17 @@ from freshrec.ranking.base import (
     to_recommendations,
 )
 from freshrec.views import popularity
-from freshrec.views.trending import RANKS
 
 
 def _untrending(
     features: Features, window: float, category: str | None, keep: Callable[[str], bool], score: float
 ) -> Iterator[Entry]:
     """Items (of ``category``) with no trending score in ``window``, by popularity, at ``score``."""
-    store = features.store
-    trend_ranking = ("all", window)
+    trending, store = features.trending, features.store
     pop_ranking = ("category", category) if category is not None else popularity.ALL
     neg = -score
     for item_id, pop in features.by_popularity(pop_ranking):
-        if store.rank_score(RANKS, trend_ranking, item_id) is None and keep(item_id):
+        if trending.score(store, window, item_id) is None and keep(item_id):
             yield (neg, -pop, item_id)
 
 
@@ -82,13 +80,14 @@ class Trending:
         window = f.trending.current_window(request.now)
         accept = make_filter(f, request)
         category = request.category
-        if f.store.rank_size(RANKS, ("all", window)) == 0:
+        if f.trending.size_of(f.store, window) == 0:
             ranking = ("category", category) if category is not None else popularity.ALL
             entries: Iterator[Entry] = ((-pop, -pop, i) for i, pop in f.by_popularity(ranking))
             ranked = take(entries, accept, request.k)
             return to_recommendations(ranked, request, lambda i: {"popularity": f.pop(i)})
-        trend_key = ("category", window, category) if category is not None else ("all", window)
-        entries = _then(by_trend(f, trend_key, lambda t: t), _untrending(f, window, category, _anything, 0.0))
+        entries = _then(
+            by_trend(f, window, category, lambda t: t), _untrending(f, window, category, _anything, 0.0)
+        )
         ranked = take(entries, accept, request.k)
         return to_recommendations(ranked, request, lambda i: {"trending_score": _trend(f, window, i)})
 
@@ -113,7 +112,7 @@ class TrendingForYou:
             bonus = {c: b for c, b in bonus.items() if c == request.category}
         sources: list[Iterator[Entry]] = []
         for category, extra in bonus.items():
-            trending_first = by_trend(f, ("category", window, category), _linear(w_trend, extra))
+            trending_first = by_trend(f, window, category, _linear(w_trend, extra))
             sources.extend(
                 _in_order(trending_first, _untrending(f, window, category, _anything, extra), w_trend)
             )
@@ -122,14 +121,12 @@ class TrendingForYou:
             rest = [c for c in f.catalog.groups_by_category if c not in bonus]
             if len(rest) <= PER_CATEGORY_WALKS:
                 # few other categories: walk each one's ranking instead of skipping the user's categories
-                trending_first = merge(
-                    [by_trend(f, ("category", window, c), _linear(w_trend, 0.0)) for c in rest]
-                )
+                trending_first = merge([by_trend(f, window, c, _linear(w_trend, 0.0)) for c in rest])
             else:
-                trending_first = _where(by_trend(f, ("all", window), lambda t: w_trend * t), others)
+                trending_first = _where(by_trend(f, window, None, lambda t: w_trend * t), others)
             sources.extend(_in_order(trending_first, _untrending(f, window, None, others, 0.0), w_trend))
         elif request.category not in bonus:
-            trending_first = by_trend(f, ("category", window, request.category), lambda t: w_trend * t)
+            trending_first = by_trend(f, window, request.category, lambda t: w_trend * t)
             untrending = _untrending(f, window, request.category, _anything, 0.0)
             sources.extend(_in_order(trending_first, untrending, w_trend))
         ranked = take(merge(sources), make_filter(f, request), request.k)
@@ -153,4 +150,4 @@ def _linear(weight: float, extra: float) -> Callable[[float], float]:
 
 
 def _trend(features: Features, window: float, item_id: str) -> float:
-    return features.store.rank_score(RANKS, ("all", window), item_id) or 0.0
+    return features.trending.score(features.store, window, item_id) or 0.0

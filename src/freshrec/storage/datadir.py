@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from freshrec.config import Settings
-from freshrec.engine import Engine
+from freshrec.engine import Engine, SnapshotVersionError
 from freshrec.storage.log import EventLog, Position, _fsync_dir
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,15 @@ class DataDir:
         newest = self._newest_snapshot()
         if newest is not None:
             path, start = newest
-            engine.restore(path.read_bytes())
-            log.info("loaded snapshot %s", path.name)
+            try:
+                engine.restore(path.read_bytes())
+                log.info("loaded snapshot %s", path.name)
+            except SnapshotVersionError as exc:
+                # the log is never trimmed: the whole state is rebuilt from it
+                log.warning("%s: %s; replaying the whole log instead", path.name, exc)
+                engine = Engine(self.settings)
+                engine.cf.attach(self.path / "models")
+                start = Position(0, 0)
         replayed = 0
         for record, _ in self.log.read_from(start):
             engine.apply_record(record)

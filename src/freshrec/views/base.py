@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -67,3 +67,68 @@ def window_start(ts: float, size: float) -> float:
 
 def type_counts(settings: Settings, fields: Mapping[str, float]) -> dict[str, int]:
     return {f"{t}_count": int(fields.get(f"{t}_count", 0.0)) for t in settings.events.weights}
+
+
+# -- what strategies read of the views, whichever layout holds them --------------------------------------
+class AffinityReader(Protocol):
+    def affinities(self, store: Any, user_id: str) -> dict[str, float]:
+        """``name -> lifetime affinity`` of one user (categories or brands)."""
+        ...
+
+
+class WindowAffinityReader(Protocol):
+    def current_affinities(self, store: Any, user_id: str, now: float) -> dict[str, float]:
+        """``category -> affinity`` of one user in the window holding ``now``."""
+        ...
+
+
+class RecentReader(Protocol):
+    def recent_scores(self, store: Any, user_id: str, now: float) -> dict[str, float]:
+        """``category -> interactions`` of one user in the recent windows."""
+        ...
+
+
+class ConversionReader(Protocol):
+    def conversion_rates(self, store: Any, user_id: str) -> dict[str, float | None]:
+        """``tier -> purchases / views`` of one user (None without views)."""
+        ...
+
+
+class TrendingReader(Protocol):
+    size: float
+
+    def current_window(self, now: float) -> float:
+        """Start of the current hopping window."""
+        ...
+
+    def ranked(self, store: Any, window: float, category: str | None = None) -> Iterator[tuple[str, float]]:
+        """Items with a trending score in ``window`` (of a catalog category), score desc, item_id asc."""
+        ...
+
+    def score(self, store: Any, window: float, item_id: str) -> float | None:
+        """``item_id``'s trending score in ``window``, None when it has none."""
+        ...
+
+    def size_of(self, store: Any, window: float) -> int:
+        """How many items have a trending score in ``window``."""
+        ...
+
+    def window_row(self, store: Any, item_id: str, start: float) -> Row | None:
+        """The ``content_trending`` row of ``item_id`` in the window starting at ``start``."""
+        ...
+
+
+class InteractionsReader(Protocol):
+    name: str
+
+    def weights(self, store: Any, user_id: str) -> dict[str, float]:
+        """``item -> summed event weight`` of one user."""
+        ...
+
+    def counts(self, store: Any, user_id: str) -> dict[str, float]:
+        """``item -> interactions`` of one user."""
+        ...
+
+    def users(self, store: Any) -> list[str]:
+        """Every user with an interaction."""
+        ...

@@ -15,15 +15,16 @@ import numpy as np
 from freshrec.embeddings import FloatMatrix
 from freshrec.events import Event
 from freshrec.state.base import StateStore
-from freshrec.views.base import Resolved, Row
-from freshrec.views.useritems import UserItems
+from freshrec.views.base import InteractionsReader, Resolved, Row
 
 
 class UserInterest:
     name = "user_interest"
     keyed_by = "user_id"
 
-    def __init__(self, vector_of: Callable[[str], FloatMatrix | None], user_items: UserItems) -> None:
+    def __init__(
+        self, vector_of: Callable[[str], FloatMatrix | None], user_items: InteractionsReader
+    ) -> None:
         self.vector_of = vector_of
         self.user_items = user_items
 
@@ -48,7 +49,7 @@ class UserInterest:
         return (total / count).astype(np.float32), count
 
     def rows(self, store: StateStore, now: float, key: str | None) -> list[Row]:
-        users = [key] if key is not None else store.keys(self.user_items.name)
+        users = [key] if key is not None else self.user_items.users(store)
         out: list[Row] = []
         for user in users:
             vector, count = self.centroid(store, user)

@@ -7,6 +7,7 @@ per catalog category) that the trending strategies walk instead of scanning item
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from freshrec.catalog import Item
@@ -84,6 +85,24 @@ class ContentTrending:
     def expire(self, store: StateStore, now: float) -> None:
         store.expire_windows(self.name, self.kept_from(now))
         store.expire_windows(RANKS, self.kept_from(now))
+
+    # -- what the trending strategies read (the columnar view answers the same) ----------------------
+    def ranked(
+        self, store: StateStore, window: float, category: str | None = None
+    ) -> Iterator[tuple[str, float]]:
+        """Items with a trending score in ``window`` (of a catalog category), score desc, item_id asc."""
+        key = ("all", window) if category is None else ("category", window, category)
+        return store.rank_iter(RANKS, key)
+
+    def score(self, store: StateStore, window: float, item_id: str) -> float | None:
+        return store.rank_score(RANKS, ("all", window), item_id)
+
+    def size_of(self, store: StateStore, window: float) -> int:
+        return store.rank_size(RANKS, ("all", window))
+
+    def window_row(self, store: StateStore, item_id: str, start: float) -> Row | None:
+        fields = store.window_members(self.name, item_id).get(("", start))
+        return None if fields is None else self.row(store, item_id, start, fields)
 
     def score_fields(self, fields: Any, unique_users: int) -> float:
         return float(

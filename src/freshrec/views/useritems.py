@@ -29,6 +29,10 @@ class UserItems:
         """``item_id -> number of interactions`` of one user."""
         return {str(item): fields["n"] for item, fields in store.members(self.name, user_id).items()}
 
+    def users(self, store: StateStore) -> list[str]:
+        """Every user with an interaction."""
+        return list(store.keys(self.name))
+
     def rows(self, store: StateStore, now: float, key: str | None) -> list[Row]:
         users = [key] if key is not None else store.keys(self.name)
         return [
