@@ -454,11 +454,12 @@ class Engine:
 
     def co_visits_of(self, item_id: str, limit: int = 10) -> list[tuple[str, int]]:
         """``co_visits`` after-items of ``item_id``, most frequent first (ties per SPEC §4), unfiltered."""
-        from freshrec.ranking.base import by_ranking
-        from freshrec.views.covisit import CO_VISIT_RANKS
+        from freshrec.ranking.base import by_scores
 
         out: list[tuple[str, int]] = []
-        for neg_score, _, after in by_ranking(self.features, CO_VISIT_RANKS, item_id):
+        for neg_score, _, after in by_scores(
+            self.features, self.features.co_visits.ranked(self.store, item_id)
+        ):
             out.append((after, int(-neg_score)))
             if len(out) >= limit:
                 break

@@ -17,11 +17,11 @@ from freshrec.state.base import StateStore
 from freshrec.views.base import (
     AffinityReader,
     ConversionReader,
+    CoVisitReader,
     RecentReader,
     TrendingReader,
     WindowAffinityReader,
 )
-from freshrec.views.covisit import CoVisits
 from freshrec.views.history import UserHistory
 from freshrec.views.popularity import ALL as POPULARITY_ALL
 from freshrec.views.popularity import RANKS as POPULARITY_RANKS
@@ -74,7 +74,7 @@ class Features:
     trending: TrendingReader
     popularity: ItemPopularity
     history: UserHistory
-    co_visits: CoVisits
+    co_visits: CoVisitReader
 
     def pop(self, item_id: str) -> float:
         return self.popularity.popularity(self.store, item_id)

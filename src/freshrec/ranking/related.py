@@ -10,11 +10,12 @@ from freshrec.ranking.base import (
     Recommendation,
     Request,
     by_ranking,
+    by_scores,
     make_filter,
     rounded,
     take,
 )
-from freshrec.views.covisit import ALSO_BOUGHT_RANKS, CO_VISIT_RANKS
+from freshrec.views.covisit import ALSO_BOUGHT_RANKS
 
 
 class CoVisit:
@@ -29,7 +30,11 @@ class CoVisit:
     def for_item(self, item_id: str, request: Request) -> list[Recommendation]:
         f = self.features
         accept = make_filter(f, request)
-        ranked = take(by_ranking(f, CO_VISIT_RANKS, item_id), lambda i: i != item_id and accept(i), request.k)
+        ranked = take(
+            by_scores(f, f.co_visits.ranked(f.store, item_id)),
+            lambda i: i != item_id and accept(i),
+            request.k,
+        )
         return [
             Recommendation(
                 i, s, {"frequency": int(s), "because_you_viewed": item_id} if request.explain else None
@@ -52,9 +57,8 @@ class CoVisit:
         accept = make_filter(f, request)
         exclude = set(sources)
         store = f.store
-        iterators: list[Iterator[tuple[str, float]] | None] = [
-            store.rank_iter(CO_VISIT_RANKS, s) for s in sources
-        ]
+        co_visits = f.co_visits
+        iterators: list[Iterator[tuple[str, float]] | None] = [co_visits.ranked(store, s) for s in sources]
         frontier = [float("inf")] * len(iterators)
         scored: dict[str, float] = {}
         top: list[float] = []  # min-heap of the k best scores so far
@@ -71,7 +75,7 @@ class CoVisit:
                 frontier[n] = value
                 if item_id in scored or item_id in exclude or not accept(item_id):
                     continue
-                total = rounded(sum(s or 0.0 for s in store.rank_scores(CO_VISIT_RANKS, sources, item_id)))
+                total = rounded(sum(s or 0.0 for s in co_visits.frequencies(store, sources, item_id)))
                 scored[item_id] = total
                 heapq.heappush(top, total)
                 if len(top) > request.k:
@@ -81,21 +85,14 @@ class CoVisit:
                 break
         pops = f.pops(list(scored))
         best = sorted((-v, -p, i) for (i, v), p in zip(scored.items(), pops, strict=True))[: request.k]
-        explain = request.explain
-        return [
-            Recommendation(
-                i,
-                -neg,
-                {
-                    s: int(store.rank_score(CO_VISIT_RANKS, s, i) or 0)
-                    for s in sources
-                    if store.rank_score(CO_VISIT_RANKS, s, i)
-                }
-                if explain
-                else None,
-            )
-            for neg, _, i in best
-        ]
+        if not request.explain:
+            return [Recommendation(i, -neg) for neg, _, i in best]
+        out = []
+        for neg, _, i in best:
+            found = co_visits.frequencies(store, sources, i)
+            reasons = {s: int(v) for s, v in zip(sources, found, strict=True) if v}
+            out.append(Recommendation(i, -neg, dict(reasons)))
+        return out
 
 
 class AlsoBought:

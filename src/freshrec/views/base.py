@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -115,6 +115,18 @@ class TrendingReader(Protocol):
 
     def window_row(self, store: Any, item_id: str, start: float) -> Row | None:
         """The ``content_trending`` row of ``item_id`` in the window starting at ``start``."""
+        ...
+
+
+class CoVisitReader(Protocol):
+    late_events: int
+
+    def ranked(self, store: Any, before_item: str) -> Iterator[tuple[str, float]]:
+        """After-items of ``before_item``: frequency desc, item_id asc."""
+        ...
+
+    def frequencies(self, store: Any, befores: Sequence[str], after_item: str) -> list[float | None]:
+        """The frequency of ``(before, after_item)`` for each of ``befores`` (None when never seen)."""
         ...
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+
 from freshrec.config import Settings
 from freshrec.events import Event
 from freshrec.state.base import StateStore
@@ -49,6 +51,14 @@ class CoVisits:
 
     def expire(self, store: StateStore, now: float) -> None:
         """Lifetime counts; the per-user timelines are trimmed as events arrive."""
+
+    def ranked(self, store: StateStore, before_item: str) -> Iterator[tuple[str, float]]:
+        """After-items of ``before_item``: frequency desc, item_id asc."""
+        return store.rank_iter(CO_VISIT_RANKS, before_item)
+
+    def frequencies(self, store: StateStore, befores: Sequence[str], after_item: str) -> list[float | None]:
+        """The frequency of ``(before, after_item)`` for each of ``befores`` (None when never seen)."""
+        return store.rank_scores(CO_VISIT_RANKS, befores, after_item)
 
     def rows(self, store: StateStore, now: float, key: str | None) -> list[Row]:
         befores = [key] if key is not None else sorted(str(n) for n in store.rank_names(CO_VISIT_RANKS))

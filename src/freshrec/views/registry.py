@@ -16,6 +16,7 @@ from freshrec.embeddings import FloatMatrix
 from freshrec.views import brand, category, price, useritems
 from freshrec.views.base import ItemAware, View
 from freshrec.views.columnar import category as columnar_category
+from freshrec.views.columnar import covisit as columnar_covisit
 from freshrec.views.columnar import profile as columnar_profile
 from freshrec.views.columnar import trending as columnar_trending
 from freshrec.views.columnar.batch import ColumnarView, Vocabulary
@@ -87,7 +88,7 @@ def build_views(
     popularity = ItemPopularity(settings)
     built["content_trending"] = trending
     built["item_popularity"] = popularity
-    built["co_visits"] = CoVisits(settings)
+    built["co_visits"] = columnar_covisit.CoVisits(settings, vocabulary) if columnar else CoVisits(settings)
     built["also_bought"] = AlsoBought()
     built["user_history"] = UserHistory(settings)
     built["user_interest"] = UserInterest(vector_of, built["user_items"])
