@@ -132,6 +132,7 @@ class Engine:
             popularity=built.get("item_popularity"),
             history=built.get("user_history"),
             co_visits=built.get("co_visits"),
+            also_bought=built.get("also_bought"),
         )
         strategies: dict[str, Strategy] = {
             "personalized": Personalized(self.features),

@@ -18,6 +18,7 @@ from freshrec.views.base import (
     AffinityReader,
     ConversionReader,
     CoVisitReader,
+    PairReader,
     RecentReader,
     TrendingReader,
     WindowAffinityReader,
@@ -75,6 +76,7 @@ class Features:
     popularity: ItemPopularity
     history: UserHistory
     co_visits: CoVisitReader
+    also_bought: PairReader
 
     def pop(self, item_id: str) -> float:
         return self.popularity.popularity(self.store, item_id)

@@ -9,13 +9,11 @@ from freshrec.ranking.base import (
     Features,
     Recommendation,
     Request,
-    by_ranking,
     by_scores,
     make_filter,
     rounded,
     take,
 )
-from freshrec.views.covisit import ALSO_BOUGHT_RANKS
 
 
 class CoVisit:
@@ -106,9 +104,8 @@ class AlsoBought:
     def for_item(self, item_id: str, request: Request) -> list[Recommendation]:
         f = self.features
         accept = make_filter(f, request)
-        ranked = take(
-            by_ranking(f, ALSO_BOUGHT_RANKS, item_id), lambda i: i != item_id and accept(i), request.k
-        )
+        bought_with = by_scores(f, f.also_bought.ranked(f.store, item_id))
+        ranked = take(bought_with, lambda i: i != item_id and accept(i), request.k)
         return [
             Recommendation(i, s, {"users": int(s), "bought_with": item_id} if request.explain else None)
             for i, s in ranked

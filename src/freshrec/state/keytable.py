@@ -202,6 +202,10 @@ class KeyTable:
         """The second id of every row (valid up to :attr:`n`)."""
         return self._b
 
+    def chains(self) -> tuple[I32, I32]:
+        """``(head, next)``: the newest row of each first id, and each row's older row of the same id."""
+        return self._head, self._next
+
     def keys(self) -> tuple[I64, I64]:
         return self._a[: self.n], self._b[: self.n]
 

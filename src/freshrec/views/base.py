@@ -118,12 +118,14 @@ class TrendingReader(Protocol):
         ...
 
 
-class CoVisitReader(Protocol):
-    late_events: int
-
-    def ranked(self, store: Any, before_item: str) -> Iterator[tuple[str, float]]:
-        """After-items of ``before_item``: frequency desc, item_id asc."""
+class PairReader(Protocol):
+    def ranked(self, store: Any, item_id: str) -> Iterator[tuple[str, float]]:
+        """Items paired with ``item_id`` (co-visited after it, bought with it): value desc, item_id asc."""
         ...
+
+
+class CoVisitReader(PairReader, Protocol):
+    late_events: int
 
     def frequencies(self, store: Any, befores: Sequence[str], after_item: str) -> list[float | None]:
         """The frequency of ``(before, after_item)`` for each of ``befores`` (None when never seen)."""

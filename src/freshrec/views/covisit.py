@@ -52,9 +52,9 @@ class CoVisits:
     def expire(self, store: StateStore, now: float) -> None:
         """Lifetime counts; the per-user timelines are trimmed as events arrive."""
 
-    def ranked(self, store: StateStore, before_item: str) -> Iterator[tuple[str, float]]:
-        """After-items of ``before_item``: frequency desc, item_id asc."""
-        return store.rank_iter(CO_VISIT_RANKS, before_item)
+    def ranked(self, store: StateStore, item_id: str) -> Iterator[tuple[str, float]]:
+        """After-items of ``item_id``: frequency desc, item_id asc."""
+        return store.rank_iter(CO_VISIT_RANKS, item_id)
 
     def frequencies(self, store: StateStore, befores: Sequence[str], after_item: str) -> list[float | None]:
         """The frequency of ``(before, after_item)`` for each of ``befores`` (None when never seen)."""
@@ -89,6 +89,10 @@ class AlsoBought:
 
     def expire(self, store: StateStore, now: float) -> None:
         """Lifetime view: nothing expires."""
+
+    def ranked(self, store: StateStore, item_id: str) -> Iterator[tuple[str, float]]:
+        """Items bought with ``item_id``: users desc, item_id asc."""
+        return store.rank_iter(ALSO_BOUGHT_RANKS, item_id)
 
     def rows(self, store: StateStore, now: float, key: str | None) -> list[Row]:
         items = [key] if key is not None else sorted(str(n) for n in store.rank_names(ALSO_BOUGHT_RANKS))

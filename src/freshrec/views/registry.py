@@ -13,10 +13,12 @@ from typing import Any
 
 from freshrec.config import Settings
 from freshrec.embeddings import FloatMatrix
+from freshrec.state.keytable import KeyTable
 from freshrec.views import brand, category, price, useritems
 from freshrec.views.base import ItemAware, View
 from freshrec.views.columnar import category as columnar_category
 from freshrec.views.columnar import covisit as columnar_covisit
+from freshrec.views.columnar import history as columnar_history
 from freshrec.views.columnar import profile as columnar_profile
 from freshrec.views.columnar import trending as columnar_trending
 from freshrec.views.columnar.batch import ColumnarView, Vocabulary
@@ -89,8 +91,13 @@ def build_views(
     built["content_trending"] = trending
     built["item_popularity"] = popularity
     built["co_visits"] = columnar_covisit.CoVisits(settings, vocabulary) if columnar else CoVisits(settings)
-    built["also_bought"] = AlsoBought()
-    built["user_history"] = UserHistory(settings)
+    if columnar:
+        purchases = KeyTable({})  # (user, item): shared by user_history and also_bought
+        built["also_bought"] = columnar_history.AlsoBought(settings, vocabulary, purchases)
+        built["user_history"] = columnar_history.UserHistory(settings, vocabulary, purchases)
+    else:
+        built["also_bought"] = AlsoBought()
+        built["user_history"] = UserHistory(settings)
     built["user_interest"] = UserInterest(vector_of, built["user_items"])
     for name in ORDER:
         view = built[name]

@@ -72,12 +72,25 @@ class Batch:
     category: I64
     brand: I64
     tier: I64
+    event_ids: list[str]
 
 
 class BatchBuilder:
     """Collects the resolved attributes of events one by one, then interns them as a :class:`Batch`."""
 
-    __slots__ = ("brands", "categories", "dwell", "items", "kinds", "nows", "tiers", "ts", "users", "weights")
+    __slots__ = (
+        "brands",
+        "categories",
+        "dwell",
+        "event_ids",
+        "items",
+        "kinds",
+        "nows",
+        "tiers",
+        "ts",
+        "users",
+        "weights",
+    )
 
     def __init__(self) -> None:
         self.users: list[str] = []
@@ -90,6 +103,7 @@ class BatchBuilder:
         self.categories: list[str | None] = []
         self.brands: list[str | None] = []
         self.tiers: list[str | None] = []
+        self.event_ids: list[str] = []
 
     def add(self, event: Event, attrs: Resolved, now: float) -> None:
         self.users.append(event.user_id)
@@ -102,6 +116,7 @@ class BatchBuilder:
         self.categories.append(attrs.category)
         self.brands.append(attrs.brand)
         self.tiers.append(attrs.tier)
+        self.event_ids.append(event.event_id)
 
     def build(self, vocabulary: Vocabulary) -> Batch:
         v = vocabulary
@@ -117,6 +132,7 @@ class BatchBuilder:
             category=v.optional(v.categories, self.categories),
             brand=v.optional(v.brands, self.brands),
             tier=v.optional(v.tiers, self.tiers),
+            event_ids=self.event_ids,
         )
 
 

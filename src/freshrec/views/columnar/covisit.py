@@ -173,9 +173,9 @@ class CoVisits:
             self._compacted_at = self._n_line
 
     # -- reads --------------------------------------------------------------------------------------
-    def ranked(self, store: Any, before_item: str) -> Iterator[tuple[str, float]]:
-        """After-items of ``before_item``: frequency desc, item_id asc."""
-        before = self.vocabulary.items.get(before_item)
+    def ranked(self, store: Any, item_id: str) -> Iterator[tuple[str, float]]:
+        """After-items of ``item_id``: frequency desc, item_id asc."""
+        before = self.vocabulary.items.get(item_id)
         if before < 0:
             return iter(())
         rows = self.pairs.group(before)
