@@ -117,6 +117,8 @@ class Engine:
         self._item_aware = built.item_aware
         if columnar:
             built.get("content_trending").catalog = self.catalog.items
+            built.get("item_popularity").catalog = self.catalog.items
+            built.get("item_popularity").tier_of = self.tiers.of
         interest = built.get("user_interest")
         user_items = built.get("user_items")
         self.features = Features(

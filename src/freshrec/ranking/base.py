@@ -19,14 +19,13 @@ from freshrec.views.base import (
     ConversionReader,
     CoVisitReader,
     PairReader,
+    PopularityReader,
     RecentReader,
     TrendingReader,
     WindowAffinityReader,
 )
 from freshrec.views.history import UserHistory
 from freshrec.views.popularity import ALL as POPULARITY_ALL
-from freshrec.views.popularity import RANKS as POPULARITY_RANKS
-from freshrec.views.popularity import ItemPopularity
 
 SCORE_DECIMALS = 9
 
@@ -73,7 +72,7 @@ class Features:
     brand_profile: AffinityReader
     price_sensitivity: ConversionReader
     trending: TrendingReader
-    popularity: ItemPopularity
+    popularity: PopularityReader
     history: UserHistory
     co_visits: CoVisitReader
     also_bought: PairReader
@@ -86,7 +85,7 @@ class Features:
 
     def by_popularity(self, ranking: tuple[Any, ...] = POPULARITY_ALL) -> Iterator[tuple[str, float]]:
         """Catalog items (of a category or tier ranking) in ``popularity desc, item_id asc`` order."""
-        return self.store.rank_iter(POPULARITY_RANKS, ranking)
+        return self.popularity.ranked(self.store, ranking)
 
 
 class Strategy(Protocol):

@@ -118,6 +118,20 @@ class TrendingReader(Protocol):
         ...
 
 
+class PopularityReader(Protocol):
+    def popularity(self, store: Any, item_id: str) -> float:
+        """The item's lifetime weighted total (0 when it has no events)."""
+        ...
+
+    def popularities(self, store: Any, item_ids: Sequence[str]) -> list[float]:
+        """:meth:`popularity` of many items."""
+        ...
+
+    def ranked(self, store: Any, ranking: tuple[Any, ...]) -> Iterator[tuple[str, float]]:
+        """Items of a popularity ranking (overall, category, tier, group): total desc, item_id asc."""
+        ...
+
+
 class PairReader(Protocol):
     def ranked(self, store: Any, item_id: str) -> Iterator[tuple[str, float]]:
         """Items paired with ``item_id`` (co-visited after it, bought with it): value desc, item_id asc."""

@@ -8,7 +8,7 @@ most popular items without sorting the whole group per request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from freshrec.catalog import Item
@@ -82,6 +82,10 @@ class ItemPopularity:
         """:meth:`popularity` of many items (one round trip on a networked store)."""
         found = store.fields_of_keys(self.name, item_ids, "")
         return [0.0 if f is None else f.get("weighted_total", 0.0) for f in found]
+
+    def ranked(self, store: StateStore, ranking: tuple[Any, ...]) -> Iterator[tuple[str, float]]:
+        """Items of a popularity ranking: weighted total desc, item_id asc."""
+        return store.rank_iter(RANKS, ranking)
 
     def rows(self, store: StateStore, now: float, key: str | None) -> list[Row]:
         items = [key] if key is not None else store.keys(self.name)

@@ -19,6 +19,7 @@ from freshrec.views.base import ItemAware, View
 from freshrec.views.columnar import category as columnar_category
 from freshrec.views.columnar import covisit as columnar_covisit
 from freshrec.views.columnar import history as columnar_history
+from freshrec.views.columnar import popularity as columnar_popularity
 from freshrec.views.columnar import profile as columnar_profile
 from freshrec.views.columnar import trending as columnar_trending
 from freshrec.views.columnar.batch import ColumnarView, Vocabulary
@@ -87,7 +88,9 @@ def build_views(
     trending: Any = columnar_trending.ContentTrending(settings, vocabulary) if columnar else None
     if trending is None:
         trending = ContentTrending(settings)
-    popularity = ItemPopularity(settings)
+    popularity: Any = (
+        columnar_popularity.ItemPopularity(settings, vocabulary) if columnar else ItemPopularity(settings)
+    )
     built["content_trending"] = trending
     built["item_popularity"] = popularity
     built["co_visits"] = columnar_covisit.CoVisits(settings, vocabulary) if columnar else CoVisits(settings)
