@@ -228,9 +228,13 @@ class Engine:
         arrival = (
             time.time()
         )  # event ids are remembered from when they were applied, whatever their timestamps
-        builder = BatchBuilder() if self._batched else None
         store.begin()
-        for event in events:
+        per_event: Sequence[Event] = events
+        if not views:
+            now = self._apply_batched(events, now, arrival)
+            per_event = ()
+        builder = BatchBuilder() if self._batched and per_event else None
+        for event in per_event:
             item = items.get(event.item_id)
             if item is None or item.observed:
                 change = catalog.observe(
@@ -273,6 +277,33 @@ class Engine:
         store.commit()
         self.applied_events += len(events)
         self.expire(now)
+
+    def _apply_batched(self, events: Sequence[Event], now: float, arrival: float) -> float:
+        """Apply events to views that are all columnar; returns the engine clock after them."""
+        catalog = self.catalog
+        items, observe = catalog.items, catalog.observe
+        builder = BatchBuilder()
+        add = builder.add_event
+        weights, tier_of = self.weights, self.tiers.of
+        for event in events:
+            item = items.get(event.item_id)
+            if item is None or item.observed:
+                change = observe(
+                    event.item_id, event.category, event.brand, event.price, (event.ts, event.event_id)
+                )
+                if change is not None:
+                    self._item_changed(*change)
+                    self._publish_put(change[1], None)
+                item = items[event.item_id]
+            add(event, item, weights[event.type], tier_of)
+        batch = builder.build(self.vocabulary, now, self.settings.clock == "event")
+        for batched in self._batched:
+            batched.apply_batch(batch)
+        assert isinstance(self.store, MemoryState)
+        self.store.mark_seen_many(batch.event_ids, arrival)
+        if self.settings.clock == "event" and batch.n:
+            now = self.event_clock = max(now, float(batch.now[-1]))
+        return now
 
     def expire(self, now: float | None = None) -> None:
         """Drop windows out of retention and forget event ids applied longer ago than the dedup retention.

@@ -292,6 +292,10 @@ class MemoryState:
     def mark_seen(self, event_id: str, ts: float) -> None:
         self._seen[event_id] = ts
 
+    def mark_seen_many(self, event_ids: Sequence[str], ts: float) -> None:
+        """:meth:`mark_seen` of every id of a batch, applied at ``ts``."""
+        self._seen.update(dict.fromkeys(event_ids, ts))
+
     def forget_seen_before(self, ts: float) -> None:
         for event_id in [e for e, t in self._seen.items() if t < ts]:
             del self._seen[event_id]

@@ -105,6 +105,8 @@ def build_views(
     for name in ORDER:
         view = built[name]
         views.by_name[name] = view
+        if columnar and name == "user_interest":
+            continue  # derived from user_items at read time: nothing to apply
         if hasattr(view, "apply_batch"):
             views.batched.append(view)
         else:

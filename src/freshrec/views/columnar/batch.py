@@ -118,15 +118,39 @@ class BatchBuilder:
         self.tiers.append(attrs.tier)
         self.event_ids.append(event.event_id)
 
-    def build(self, vocabulary: Vocabulary) -> Batch:
+    def add_event(self, event: Event, item: Any, weight: float, tier_of: Any) -> None:
+        """An event resolved against its catalog ``item``: the event's own attributes win (SPEC §1)."""
+        self.users.append(event.user_id)
+        self.items.append(event.item_id)
+        self.kinds.append(event.type)
+        self.ts.append(event.ts)
+        self.weights.append(weight)
+        dwell = event.dwell_seconds
+        self.dwell.append(math.nan if dwell is None else dwell)
+        category, brand, price = event.category, event.brand, event.price
+        self.categories.append(item.category if category is None else category)
+        self.brands.append(item.brand if brand is None else brand)
+        self.tiers.append(tier_of(item.price if price is None else price))
+        self.event_ids.append(event.event_id)
+
+    def build(self, vocabulary: Vocabulary, now: float | None = None, event_clock: bool = False) -> Batch:
+        """The batch; with ``now``, the clock of each event is derived (not collected by :meth:`add`):
+        ``now`` in wall-clock mode, the running largest timestamp in event-clock mode."""
         v = vocabulary
+        ts = np.asarray(self.ts, dtype=np.float64)
+        if now is None:
+            nows = np.asarray(self.nows, dtype=np.float64)
+        elif event_clock:
+            nows = np.maximum.accumulate(np.maximum(ts, now)) if len(ts) else ts
+        else:
+            nows = np.full(len(ts), now)
         return Batch(
             n=len(self.users),
             user=v.users.ids(self.users),
             item=v.items.ids(self.items),
             kind=v.types.ids(self.kinds),
-            ts=np.asarray(self.ts, dtype=np.float64),
-            now=np.asarray(self.nows, dtype=np.float64),
+            ts=ts,
+            now=nows,
             weight=np.asarray(self.weights, dtype=np.float64),
             dwell=np.asarray(self.dwell, dtype=np.float64),
             category=v.optional(v.categories, self.categories),
