@@ -615,7 +615,14 @@ class Engine:
             "clock": self.settings.clock,
             "now": self.now(),
             **self.store.stats(),
+            **self._columnar_stats(),
         }
+
+    def _columnar_stats(self) -> dict[str, int]:
+        if not self._batched:
+            return {}
+        history = self.views["user_history"]
+        return {"users": history.user_count(), "state_array_bytes": sum(v.nbytes() for v in self._batched)}
 
     def columnar_views(self) -> list[Any]:
         """The views kept in numpy columns (the embedded state)."""

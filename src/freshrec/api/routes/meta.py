@@ -75,7 +75,7 @@ async def health(request: Request) -> JSON:
 async def metrics(request: Request) -> Response:
     rt = runtime(request)
     rt.metrics.items.set(len(rt.engine.catalog))
-    rt.metrics.users.set(rt.engine.store.stats().get("users", 0))
+    rt.metrics.users.set(rt.engine.stats().get("users", 0))
     if rt.datadir is not None:
         rt.metrics.log_bytes.set(rt.datadir.log.size_bytes())
     return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -151,6 +151,10 @@ class UserHistory:
             for r in self._top(user)
         ]
 
+    def user_count(self) -> int:
+        """Users with at least one event."""
+        return int(np.count_nonzero(self._count))
+
     def _users(self) -> list[int]:
         return np.flatnonzero(self._count).tolist()
 
