@@ -294,8 +294,8 @@ def _check_semantics(
 
 
 def _looks_like_milliseconds(raw: Any, latest: float) -> bool:
-    """A number that, read as milliseconds, would be a time we accept (a string date is never one)."""
-    return isinstance(raw, int | float) and not isinstance(raw, bool) and raw / 1000 <= latest
+    """A number that, read as milliseconds, is a time we would accept since 2001 (a string date never is)."""
+    return isinstance(raw, int | float) and not isinstance(raw, bool) and 1e9 <= raw / 1000 <= latest
 
 
 def problems_from_validation(exc: ValidationError, single: bool) -> list[FieldProblem]:
