@@ -87,7 +87,7 @@ ITEM_ID_MAX = 1024
 def id_problem(value: str, max_length: int) -> str | None:
     """What is wrong with an id (``user_id``, ``item_id``, ...), or None: empty, too long, control characters.
 
-    >>> id_problem("u\x00", 256)
+    >>> id_problem("u\\x00", 256)
     'must not contain control characters (found U+0000)'
     """
     if not value:
