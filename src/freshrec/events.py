@@ -7,6 +7,7 @@ rejected without storing anything.
 from __future__ import annotations
 
 import math
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -78,6 +79,27 @@ _OPTIONAL_FIELDS = (
 )
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+USER_ID_MAX = 256
+ITEM_ID_MAX = 1024
+
+
+def id_problem(value: str, max_length: int) -> str | None:
+    """What is wrong with an id (``user_id``, ``item_id``, ...), or None: empty, too long, control characters.
+
+    >>> id_problem("u\\x00", 256)
+    'must not contain control characters (found U+0000)'
+    """
+    if not value:
+        return "must not be empty"
+    if len(value) > max_length:
+        return f"is {len(value)} characters long; at most {max_length} are accepted"
+    found = _CONTROL.search(value)
+    if found is not None:
+        return f"must not contain control characters (found U+{ord(found.group()):04X})"
+    return None
+
+
 class EventIn(BaseModel):
     """An event as posted to ``POST /v1/events``."""
 
@@ -85,8 +107,8 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     event_id: str | None = Field(None, min_length=1, max_length=128)
-    user_id: str = Field(min_length=1, max_length=256)
-    item_id: str = Field(min_length=1, max_length=1024)
+    user_id: str = Field(min_length=1, max_length=USER_ID_MAX)
+    item_id: str = Field(min_length=1, max_length=ITEM_ID_MAX)
     type: str = Field(min_length=1, max_length=64, description="One of the configured event types.")
     timestamp: float | str | None = Field(
         None, description="RFC 3339 string with offset, or unix seconds; default = time received."
@@ -99,6 +121,14 @@ class EventIn(BaseModel):
     content_type: str | None = Field(None, max_length=256)
     price: float | None = Field(None, ge=0, allow_inf_nan=False)
     properties: dict[str, Any] | None = None
+
+    @field_validator("user_id", "item_id", "session_id")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        found = None if value is None else _CONTROL.search(value)
+        if found is not None:
+            raise ValueError(f"must not contain control characters (found U+{ord(found.group()):04X})")
+        return value
 
     @field_validator("timestamp", mode="before")
     @classmethod
@@ -235,11 +265,13 @@ def _check_semantics(
             ts = None
     if ts is not None and ts > now + settings.max_future_seconds:
         ahead = ts - now
-        told = (
-            "years in the future (milliseconds? timestamps are unix seconds)"
-            if ahead > 365 * 86_400
-            else f"{ahead:.0f} s in the future"
-        )
+        raw_ts = raw.get("timestamp")
+        if ahead <= 365 * 86_400:
+            told = f"{ahead:.0f} s in the future"
+        elif _looks_like_milliseconds(raw_ts, now + settings.max_future_seconds):
+            told = "years in the future (milliseconds? timestamps are unix seconds)"
+        else:
+            told = f"{ahead / (365.25 * 86_400):.0f} years in the future"
         problems.append(
             FieldProblem(
                 index,
@@ -261,6 +293,11 @@ def _check_semantics(
     return ts
 
 
+def _looks_like_milliseconds(raw: Any, latest: float) -> bool:
+    """A number that, read as milliseconds, is a time we would accept since 2001 (a string date never is)."""
+    return isinstance(raw, int | float) and not isinstance(raw, bool) and 1e9 <= raw / 1000 <= latest
+
+
 def problems_from_validation(exc: ValidationError, single: bool) -> list[FieldProblem]:
     """Turn pydantic's errors into ``{index, field, message}`` problems."""
     out: list[FieldProblem] = []
@@ -276,5 +313,7 @@ def problems_from_validation(exc: ValidationError, single: bool) -> list[FieldPr
             message = "unknown field"
         elif err["type"] == "missing":
             message = "field required"
+        elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
+            message = str(err["ctx"]["error"])
         out.append(FieldProblem(index, field, message))
     return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -21,8 +20,9 @@ from freshrec.api import create_app
 from freshrec.config import load_settings
 from freshrec.datasets.files import read_records
 from freshrec.engine import Engine
+from shared_data import DATASQRL, needs, path_of
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "datasqrl-clickstream"
+DATA = path_of(DATASQRL)
 CLICKS = DATA / "clickstream.json.gz"
 CLICK_WEIGHT = 3.0
 
@@ -71,11 +71,13 @@ def engine(order: str) -> Engine:
     return built
 
 
+@needs(DATASQRL)
 def test_the_data_is_the_documented_set() -> None:
     assert len(clicks("time")) == 19_855
     assert len(expected()) > 2000
 
 
+@needs(DATASQRL)
 @pytest.mark.parametrize("order", ["time", "shuffled"])
 def test_recommendation_equals_the_example_query_for_every_url(order: str) -> None:
     built = engine(order)
@@ -86,6 +88,7 @@ def test_recommendation_equals_the_example_query_for_every_url(order: str) -> No
     assert not differing, f"{len(differing)} urls differ, e.g. {differing[:3]}"
 
 
+@needs(DATASQRL)
 def test_late_events_beyond_the_allowed_lateness_are_counted_not_guessed() -> None:
     settings = load_settings(clock="event", embeddings={"model": "none"})  # default lateness: 10 min
     built = Engine(settings)
@@ -105,6 +108,7 @@ def test_late_events_beyond_the_allowed_lateness_are_counted_not_guessed() -> No
     )
 
 
+@needs(DATASQRL)
 def test_graphql_recommendation_answers_the_same() -> None:
     built = engine("time")
     want = expected()

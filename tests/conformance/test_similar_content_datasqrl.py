@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,8 +19,9 @@ from freshrec.api import create_app
 from freshrec.config import load_settings
 from freshrec.datasets.files import read_records
 from freshrec.engine import Engine
+from shared_data import DATASQRL, needs, path_of
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "datasqrl-clickstream"
+DATA = path_of(DATASQRL)
 
 
 @functools.cache
@@ -49,6 +49,7 @@ def brute_force(engine: Engine, clicks: list[dict[str, Any]], user: str, k: int)
     return [(known[n], float(sims[n])) for n in order]
 
 
+@needs(DATASQRL)
 def test_similar_content_equals_brute_force_for_at_least_99_percent_of_users() -> None:
     engine, clicks = loaded()
     users = sorted({c["user_id"] for c in clicks})
@@ -61,6 +62,7 @@ def test_similar_content_equals_brute_force_for_at_least_99_percent_of_users() -
     assert matching / len(users) >= 0.99, f"{matching} of {len(users)} users match"
 
 
+@needs(DATASQRL)
 def test_a_user_with_one_click_gets_that_page_first() -> None:
     engine, _ = loaded()
     page = next(iter(sorted(engine.catalog.items)))
@@ -72,6 +74,7 @@ def test_a_user_with_one_click_gets_that_page_first() -> None:
     assert abs(similarity - 1.0) < 1e-5
 
 
+@needs(DATASQRL)
 def test_an_upserted_page_is_findable_as_soon_as_it_is_acknowledged() -> None:
     engine, _ = loaded()
     app = create_app(engine)

@@ -130,7 +130,8 @@ def load(server: Server, batches: list[list[dict[str, Any]]] = BATCHES) -> None:
     server.put_items(ITEMS)
     for batch in batches:
         body = server.send_events(batch)
-        assert body == {"accepted": len(batch), "event_ids": [e["event_id"] for e in batch]}
+        ids = [e["event_id"] for e in batch]
+        assert body == {"accepted": len(batch), "duplicates": 0, "event_ids": ids}
     changed = {**ITEMS[1], "price": 15.0, "brand": "brand-new"}
     assert server.client.put(f"/v1/items/{changed['item_id']}", json=changed).status_code == 200
     assert server.client.delete(f"/v1/items/{ITEMS[2]['item_id']}").status_code == 200
@@ -205,7 +206,8 @@ def test_kill9_then_restart_and_resend_change_nothing(start_server: StartServer)
     # the same event_ids with the same payloads, again: accepted, and nothing changes
     for batch in BATCHES:
         body = server.send_events(batch)
-        assert body == {"accepted": len(batch), "event_ids": [e["event_id"] for e in batch]}
+        ids = [e["event_id"] for e in batch]
+        assert body == {"accepted": len(batch), "duplicates": len(batch), "event_ids": ids}
     after_resend = observe(server)
     assert_same(after_resend, before)
     assert server.get_json("/health")["duplicate_events"] == len(EVENTS)

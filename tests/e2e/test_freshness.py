@@ -81,7 +81,7 @@ def test_a_purchase_shows_in_the_very_next_requests(shop: Server) -> None:
 
     bought = "books-a-60"
     accepted = shop.send_events(event(user, bought, "purchase", event_id=f"{user}-1"))
-    assert accepted == {"accepted": 1, "event_ids": [f"{user}-1"]}
+    assert accepted == {"accepted": 1, "duplicates": 0, "event_ids": [f"{user}-1"]}
 
     profile = shop.get_json(f"/v1/users/{user}/profile")
     assert profile["known"] is True

@@ -140,7 +140,8 @@ def test_read_and_write_keys_guard_reads_and_writes() -> None:
         assert (await client.get(path, headers={"authorization": "Bearer r"})).status_code == 200
         assert (await client.get(path, headers={"authorization": "Bearer w"})).status_code == 200
         event = {"user_id": "u1", "item_id": "a", "type": "view"}
-        error_of(await client.post("/v1/events", json=event, headers={"authorization": "Bearer r"}), 401)
+        # a known key without the role: 403, not 401
+        error_of(await client.post("/v1/events", json=event, headers={"authorization": "Bearer r"}), 403)
         posted = await client.post("/v1/events", json=event, headers={"authorization": "Bearer w"})
         assert posted.status_code == 202
 

@@ -20,8 +20,10 @@ from freshrec.cli import main
 from freshrec.config import load_settings
 from freshrec.engine import Engine
 from freshrec.storage.datadir import DataDir
+from shared_data import DATASQRL as DATASQRL_DATA
+from shared_data import needs, path_of
 
-DATASQRL = Path(__file__).resolve().parents[3] / "shared" / "data" / "datasqrl-clickstream"
+DATASQRL = path_of(DATASQRL_DATA)
 CONTENT = DATASQRL / "content.json.gz"
 CLICKS = DATASQRL / "clickstream.json.gz"
 
@@ -96,6 +98,7 @@ def test_spec_flags_exist(command: str, flags: list[str]) -> None:
 # replay
 
 
+@needs(DATASQRL_DATA)
 def test_replay_of_the_datasqrl_files_into_a_data_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

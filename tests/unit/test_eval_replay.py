@@ -15,11 +15,12 @@ from freshrec.evaluation.data import EvalData
 from freshrec.evaluation.replay import replay
 from freshrec.evaluation.runner import eval_settings
 from freshrec.events import Event
+from shared_data import MOVIELENS_100K, needs, path_of
 
 DAY = 86_400.0
 T0 = 20_000 * DAY  # a midnight
 SETTINGS = eval_settings(load_settings(embeddings={"model": "none"}), None, 0)
-ML100K = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "movielens-100k"
+ML100K = path_of(MOVIELENS_100K)
 
 
 def _event(n: int, user: str, item: str, ts: float, kind: str = "view") -> Event:
@@ -84,6 +85,7 @@ def test_unknown_strategy_is_refused() -> None:
         replay(_data([_event(0, "u", "a", T0)], ["a"]), SETTINGS, ["nope"], "fresh")
 
 
+@needs(MOVIELENS_100K)
 @pytest.mark.slow
 def test_eval_on_movielens_writes_report_and_json_and_is_deterministic(tmp_path: Path) -> None:
     args = [
@@ -133,6 +135,7 @@ def test_eval_on_movielens_writes_report_and_json_and_is_deterministic(tmp_path:
     assert repeated["ms_protocol"] == result["ms_protocol"]
 
 
+@needs(MOVIELENS_100K)
 def test_eval_input_errors_are_clear(tmp_path: Path) -> None:
     runner = CliRunner()
     empty = tmp_path / "empty"

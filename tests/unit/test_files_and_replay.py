@@ -12,12 +12,15 @@ import pytest
 
 from freshrec.datasets.files import BadFile, Kind, detect_format, read_records
 from freshrec.replay import Pacer, batched
+from shared_data import DATASQRL as DATASQRL_DATA
+from shared_data import needs, path_of
 
-DATASQRL = Path(__file__).resolve().parents[3] / "shared" / "data" / "datasqrl-clickstream"
+DATASQRL = path_of(DATASQRL_DATA)
 CONTENT = DATASQRL / "content.json.gz"
 CLICKS = DATASQRL / "clickstream.json.gz"
 
 
+@needs(DATASQRL_DATA)
 def test_the_reference_data_is_where_the_tests_expect_it() -> None:
     assert DATASQRL.is_dir(), DATASQRL
     assert CONTENT.is_file()
@@ -205,11 +208,13 @@ def datasqrl(path: Path) -> list[tuple[Kind, dict[str, Any]]]:
     return list(read_records(path))
 
 
+@needs(DATASQRL_DATA)
 def test_datasqrl_files_are_detected() -> None:
     assert detect_format(CONTENT) == "datasqrl"
     assert detect_format(CLICKS) == "datasqrl"
 
 
+@needs(DATASQRL_DATA)
 def test_datasqrl_content_lines_become_items() -> None:
     records = datasqrl(CONTENT)
     assert len(records) == 2_596
@@ -224,6 +229,7 @@ def test_datasqrl_content_lines_become_items() -> None:
     assert all(i["item_id"].startswith("https://") and i["title"] for i in items)
 
 
+@needs(DATASQRL_DATA)
 def test_datasqrl_click_lines_become_click_events_with_stable_ids() -> None:
     records = datasqrl(CLICKS)
     assert len(records) == 19_855

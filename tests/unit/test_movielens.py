@@ -23,8 +23,9 @@ from freshrec.datasets.files import BadFile, detect_format, read_records
 from freshrec.datasets.movielens import GENRES_100K, RatingMapping, load_movielens
 from freshrec.events import validate_events
 from freshrec.storage.datadir import DataDir
+from shared_data import MOVIELENS_100K, needs, path_of, require
 
-ML100K = Path(__file__).resolve().parents[3] / "shared" / "data" / "movielens-100k"
+ML100K = path_of(MOVIELENS_100K)
 INTER = ML100K / "ml-100k.inter"
 ITEM = ML100K / "ml-100k.item"
 Records = list[dict[str, Any]]
@@ -35,6 +36,7 @@ def real() -> tuple[Records, Records]:
     return load_movielens(ML100K)
 
 
+@needs(MOVIELENS_100K)
 def test_the_reference_data_is_where_the_tests_expect_it() -> None:
     assert INTER.is_file(), INTER
     assert ITEM.is_file(), ITEM
@@ -44,6 +46,7 @@ def test_the_reference_data_is_where_the_tests_expect_it() -> None:
 # the real RecBole ml-100k files
 
 
+@needs(MOVIELENS_100K)
 def test_recbole_ml100k_has_every_movie_rating_and_user() -> None:
     items, events = real()
     assert len(items) == 1_682
@@ -59,6 +62,7 @@ def test_recbole_ml100k_has_every_movie_rating_and_user() -> None:
     assert [e["event_id"] for e in load_movielens(INTER)[1]] == ids  # stable across reads
 
 
+@needs(MOVIELENS_100K)
 def test_recbole_ratings_equal_an_independent_read_with_duckdb() -> None:
     rows = duckdb.execute(
         'SELECT "user_id:token"::VARCHAR, "item_id:token"::VARCHAR, "rating:float"::DOUBLE, '
@@ -74,6 +78,7 @@ def test_recbole_ratings_equal_an_independent_read_with_duckdb() -> None:
     assert all((e["type"] == "purchase") == (e["properties"]["rating"] >= 4.0) for e in events)
 
 
+@needs(MOVIELENS_100K)
 def test_movies_become_items_with_genres_as_category_and_tags() -> None:
     items = {i["item_id"]: i for i in real()[0]}
     assert items["1"] == {
@@ -101,6 +106,7 @@ def test_movies_become_items_with_genres_as_category_and_tags() -> None:
     assert genres["Drama"] == 725
 
 
+@needs(MOVIELENS_100K)
 def test_every_record_passes_freshrecs_own_validators() -> None:
     items, events = real()
     settings = EventSettings()
@@ -122,6 +128,7 @@ EXTRA_MOVIES = ("12", "267", "543", "1373", "1633")  # a comma title, "unkonwn",
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The first 500 ratings, their movies and a few awkward ones, in RecBole and each GroupLens layout."""
+    require(MOVIELENS_100K)
     root = tmp_path_factory.mktemp("layouts")
     header, *lines = INTER.read_text(encoding="utf-8").splitlines()
     ratings = [line.split("\t") for line in lines[:500]]
@@ -185,6 +192,7 @@ def test_every_grouplens_layout_reads_as_the_recbole_files(sample: dict[str, Pat
     assert load_movielens(sample[layout]) == expected
 
 
+@needs(MOVIELENS_100K)
 def test_the_recbole_sample_is_part_of_the_full_data(sample: dict[str, Path]) -> None:
     items, events = load_movielens(sample["recbole"])
     full_items = {i["item_id"]: i for i in real()[0]}
@@ -221,6 +229,7 @@ def test_read_records_detects_each_layout(sample: dict[str, Path], layout: str, 
     assert list(read_records(directory, fmt, "item")) == [("item", r) for r in items]
 
 
+@needs(MOVIELENS_100K)
 def test_the_real_directory_and_a_file_in_it_are_read_alike() -> None:
     assert detect_format(ML100K) == "recbole"
     assert detect_format(ML100K / "ml-100k.user") == "recbole"
@@ -274,6 +283,7 @@ def test_the_rating_mapping_is_honoured(tmp_path: Path) -> None:
     assert [e["event_id"] for e in events] == [e["event_id"] for e in load_movielens(tmp_path)[1]]
 
 
+@needs(MOVIELENS_100K)
 def test_the_mapping_on_the_real_data() -> None:
     _, events = load_movielens(ML100K, RatingMapping(strong_min=5.0, strong_type="wishlist"))
     assert Counter(e["type"] for e in events) == {"wishlist": 21_201, "view": 78_799}

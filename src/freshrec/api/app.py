@@ -15,7 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from freshrec.api.docs import add_offline_docs
 from freshrec.api.graphql import graphql_router
+from freshrec.api.problems import capped_body
 from freshrec.api.responses import JSON
 from freshrec.api.routes import admin, events, items, meta, related, users
 from freshrec.catalog import Item, ItemIn
@@ -55,6 +57,17 @@ class Runtime:
                 [events_record(fresh)] if fresh else [], lambda: engine.apply_events(fresh)
             )
         return len(fresh)
+
+    async def accept_events(self, events: Sequence[Event]) -> int | None:
+        """Write validated events from any front end (REST, GraphQL) and count them in the metrics.
+
+        Returns how many were already applied before (duplicates by ``event_id``), or None when this
+        runtime cannot tell at acknowledgement time (distributed mode: the workers de-duplicate).
+        """
+        applied = await self.write_events(events)
+        self.metrics.events_accepted.inc(len(events))
+        self.metrics.events_applied.inc(applied)
+        return len(events) - applied if self.applied_on_ack else None
 
     async def write_items(self, items: list[ItemIn], stamp: float) -> list[Item]:
         """Upsert prepared items (embeddings computed); returns them as stored."""
@@ -177,15 +190,18 @@ def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime 
         version="0.1.0",
         default_response_class=JSON,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
+    add_offline_docs(app)
     for module in (events, related, items, users, meta, admin):
         app.include_router(module.router)
     app.include_router(graphql_router(), tags=["graphql"])
 
     @app.exception_handler(InvalidInput)
     async def invalid_input(request: Request, exc: InvalidInput) -> JSON:
-        return JSON(exc.body(), status_code=exc.status)
+        return JSON(capped_body(exc), status_code=exc.status)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSON:

@@ -1,18 +1,18 @@
-"""Shared route helpers: the runtime, the request body with a size limit, and API keys."""
+"""Shared route helpers: the runtime, the request body with a size limit, roles, ids in paths."""
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from freshrec.errors import InvalidInput
+from freshrec.api.auth import Role, authorize
+from freshrec.errors import FieldProblem, InvalidInput
+from freshrec.events import id_problem
 
 if TYPE_CHECKING:
     from freshrec.api.app import Runtime
-    from freshrec.config import ServerSettings
 
 
 #: set on answers computed without the state store (distributed mode during an outage): why, and from what
@@ -42,32 +42,20 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _check(request: Request, key: str | None) -> None:
-    if key is None:
-        return
-    header = request.headers.get("authorization", "")
-    given = header[7:] if header.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
-    if not hmac.compare_digest(given.encode(), key.encode()):
-        raise InvalidInput("missing or wrong API key (send 'Authorization: Bearer <key>')", status=401)
-
-
 def require_write(request: Request) -> None:
-    _check(request, runtime(request).engine.settings.server.write_key)
+    authorize(request.headers, runtime(request).engine.settings.server, Role.WRITE)
 
 
 def require_read(request: Request) -> None:
-    """The read key, when set; then the runtime's mirrors are brought up to date (distributed mode)."""
+    """The read role; then the runtime's mirrors are brought up to date (distributed mode)."""
     rt = runtime(request)
-    _check_read(request, rt.engine.settings.server)
+    authorize(request.headers, rt.engine.settings.server, Role.READ)
     rt.before_read()
 
 
-def _check_read(request: Request, server: ServerSettings) -> None:
-    # the write key may read too
-    if server.read_key is not None and server.write_key is not None:
-        try:
-            _check(request, server.write_key)
-            return
-        except InvalidInput:
-            pass
-    _check(request, server.read_key)
+def path_id(value: str, field: str, max_length: int) -> str:
+    """An id taken from a path, checked as the same id in an event is (422 naming the field)."""
+    problem = id_problem(value, max_length)
+    if problem is not None:
+        raise InvalidInput(f"invalid {field} in the path: {problem}", [FieldProblem(0, field, problem)])
+    return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ErrorDetail(BaseModel):
@@ -19,7 +19,11 @@ class ErrorBody(BaseModel):
 
 
 class Accepted(BaseModel):
-    accepted: int
+    accepted: int = Field(description="Events acknowledged, re-sent ones included (SPEC §1).")
+    duplicates: int | None = Field(
+        description="How many of them had an event_id applied before (changed nothing); null in "
+        "distributed mode, where the workers de-duplicate after the acknowledgement."
+    )
     event_ids: list[str]
 
 
@@ -39,6 +43,7 @@ class Recommendations(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody},
     401: {"model": ErrorBody},
+    403: {"model": ErrorBody},
     404: {"model": ErrorBody},
     413: {"model": ErrorBody},
     422: {"model": ErrorBody},

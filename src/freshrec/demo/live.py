@@ -7,6 +7,7 @@ application would use it.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import tempfile
 import threading
@@ -90,6 +91,19 @@ def _label(items: dict[str, dict[str, Any]], item_id: str) -> str:
     return f"{item.get('title', item_id)} [dim]({facts})[/]"
 
 
+def score_cell(score: float, reasons: dict[str, Any]) -> str:
+    """The blended score, or what put the item there when it has none (a session-intent slot, a fallback).
+
+    >>> score_cell(0.0, {"session_intent": "fashion"}), score_cell(0.41, {"personalized": 0.41})
+    ('slot', '0.410')
+    """
+    if score == 0.0 and "session_intent" in reasons:
+        return "slot"
+    if score == 0.0 and "fallback" in reasons:
+        return "fallback"
+    return f"{score:.3f}"
+
+
 def _panel(watch: Watch, items: dict[str, dict[str, Any]], progress: Progress) -> Group:
     categories = Table(title="profile: categories", expand=True, title_justify="left")
     categories.add_column("category")
@@ -106,11 +120,9 @@ def _panel(watch: Watch, items: dict[str, dict[str, Any]], progress: Progress) -
     recs.add_column("score", justify="right")
     recs.add_column("why")
     for n, rec in enumerate(watch.recs[:8], 1):
-        why = ", ".join(
-            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
-            for k, v in (rec.get("reasons") or {}).items()
-        )
-        recs.add_row(str(n), _label(items, rec["item_id"]), f"{rec['score']:.3f}", why)
+        reasons = rec.get("reasons") or {}
+        why = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in reasons.items())
+        recs.add_row(str(n), _label(items, rec["item_id"]), score_cell(rec["score"], reasons), why)
     trending = Table(title="trending now", expand=True, title_justify="left")
     trending.add_column("item")
     trending.add_column("score", justify="right")
@@ -121,7 +133,10 @@ def _panel(watch: Watch, items: dict[str, dict[str, Any]], progress: Progress) -
     if watch.focus:
         _, category, rank = watch.focus[-1]
         where = f"#{rank}" if rank is not None else f"not in the top {WATCH_DEPTH}"
-        recs.caption = f"most active in the last 3 h: [bold]{category}[/]; its best item ranks {where}"
+        recs.caption = (
+            f"most active in the last 3 h: [bold]{category}[/]; its best item ranks {where}. "
+            "slot: a session-intent place (every 3rd), given to the best item of a recent category"
+        )
     lat = watch.latencies_ms[-200:]
     footer = (
         f"preferred price tier: [bold]{tier}[/]   "
@@ -144,6 +159,8 @@ def run_demo(
     console: Console,
 ) -> int:
     """Run the demo; returns the process exit code."""
+    # httpx logs every request at INFO: thousands of lines over the live display
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     scenario: Scenario = generate_scenario(n_users=users, n_items=items, seed=seed)
     facts = summary(scenario)
     console.print(f"[bold]freshrec demo[/] — a generated shop: {facts}")
@@ -229,10 +246,12 @@ def _replay(
         live.update(_panel(watch, items, progress))
     elapsed = time.perf_counter() - started
     lat = sorted(watch.latencies_ms)
+    if not console.is_terminal:
+        console.line()  # the live display ends its last line itself only on a terminal
     console.print(
         f"[green]done[/]: {sent:,} events in {elapsed:.1f} s ({sent / elapsed:,.0f} events/s).\n"
         f"{watch.user}, as the stream went on (event time; the category they were most active in over the "
-        f"last 3 h; where its best item ranked in their hybrid recommendations):\n"
+        f"last 3 h; how the best-ranked item of that category placed in their hybrid recommendations):\n"
         f"{_focus_story(watch.focus)}\n"
         f"Recommendation requests: {len(lat)}, p50 {statistics.median(lat):.1f} ms, "
         f"p99 {lat[int(0.99 * (len(lat) - 1))]:.1f} ms (HTTP round trip, with the replay running)."
@@ -245,15 +264,29 @@ def _focus_story(focus: list[tuple[float, str, int | None]]) -> str:
     start = 0
     for n in range(1, len(focus) + 1):
         if n == len(focus) or focus[n][1] != focus[start][1]:
-            at, category, _ = focus[start]
+            at, category, first = focus[start]
             ranks = [r for _, _, r in focus[start:n] if r is not None]
-            first = focus[start][2]
-            shown = (
-                f"from {'#' + str(first) if first else 'outside the top ' + str(WATCH_DEPTH)} "
-                f"to best #{min(ranks)}"
-                if ranks
-                else f"outside the top {WATCH_DEPTH}"
+            lines.append(
+                f"  {time.strftime('%H:%M', time.gmtime(at))} UTC  {category:<16} {_ranks(first, ranks)}"
             )
-            lines.append(f"  {time.strftime('%H:%M', time.gmtime(at))} UTC  {category:<16} {shown}")
             start = n
     return "\n".join(lines) or "  (no activity)"
+
+
+def _ranks(first: int | None, ranks: list[int]) -> str:
+    """How the best item of the focus category ranked over one stretch, in words.
+
+    >>> _ranks(7, [7, 4, 2])
+    'its best item ranked #7 at first, #2 at best'
+    >>> _ranks(1, [1, 3])
+    'its best item ranked #1 at first, never higher'
+    >>> _ranks(None, [9])
+    'its best item was outside the top 100 at first, #9 at best'
+    """
+    if not ranks:
+        return f"none of its items in the top {WATCH_DEPTH}"
+    best = min(ranks)
+    start = f"ranked #{first}" if first is not None else f"was outside the top {WATCH_DEPTH}"
+    if first == best:
+        return f"its best item {start} at first, never higher"
+    return f"its best item {start} at first, #{best} at best"

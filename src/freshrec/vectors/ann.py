@@ -137,7 +137,7 @@ class AnnIndex:
             for label, distance in zip(matches.keys.tolist(), matches.distances.tolist(), strict=True):
                 item_id = self._id_of.get(label)
                 if item_id is not None and item_id not in excluded:
-                    found.append((item_id, 1.0 - distance))
+                    found.append((item_id, min(1.0, max(-1.0, 1.0 - distance))))
             if len(found) >= wanted or exhaustive:
                 return ranked(found, wanted)
             count *= 2

@@ -44,7 +44,7 @@ async def post_events(request: Request) -> JSON:
     except InvalidInput:
         rt.metrics.events_rejected.inc()
         raise
-    applied = await rt.write_events(events)
-    rt.metrics.events_accepted.inc(len(events))
-    rt.metrics.events_applied.inc(applied)
-    return JSON({"accepted": len(events), "event_ids": [e.event_id for e in events]}, status_code=202)
+    duplicates = await rt.accept_events(events)
+    # SPEC §1: a re-sent event is still a success (accepted); ``duplicates`` says how many were
+    answer = {"accepted": len(events), "duplicates": duplicates, "event_ids": [e.event_id for e in events]}
+    return JSON(answer, status_code=202)

@@ -8,11 +8,12 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 
-from freshrec.api.deps import read_body, require_read, require_write, runtime
+from freshrec.api.deps import path_id, read_body, require_read, require_write, runtime
 from freshrec.api.responses import JSON
 from freshrec.api.schemas import ERRORS
 from freshrec.catalog import ItemIn, validate_item, validate_items
 from freshrec.errors import InvalidInput, NotFound
+from freshrec.events import ITEM_ID_MAX
 
 router = APIRouter(tags=["items"])
 MAX_ITEMS_BODY = 64 * 1024 * 1024
@@ -34,6 +35,7 @@ def _decode(body: bytes) -> Any:
     summary="Insert or replace one item",
 )
 async def put_item(item_id: str, request: Request) -> JSON:
+    path_id(item_id, "item_id", ITEM_ID_MAX)
     rt = runtime(request)
     payload = _decode(await read_body(request, MAX_ITEMS_BODY))
     if not isinstance(payload, dict):

@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from freshrec.api.deps import request_id, require_read, runtime
+from freshrec.api.deps import path_id, request_id, require_read, runtime
 from freshrec.api.responses import JSON
 from freshrec.api.schemas import ERRORS
+from freshrec.events import ITEM_ID_MAX, USER_ID_MAX
 
 router = APIRouter(tags=["items"], dependencies=[Depends(require_read)])
 
@@ -29,6 +30,9 @@ async def item_recommendations(
     category: Annotated[str | None, Query(description="Only items of this category.")] = None,
     explain: Annotated[bool, Query(description="Include each item's reasons.")] = False,
 ) -> JSON:
+    path_id(item_id, "item_id", ITEM_ID_MAX)
+    if user_id is not None:
+        path_id(user_id, "user_id", USER_ID_MAX)
     engine = runtime(request).engine
     recs = engine.recommend_for_item(
         item_id, strategy, k=k, user_id=user_id, category=category or None, explain=explain

@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from freshrec.api.deps import DEGRADED_HEADER, request_id, require_read, runtime
+from freshrec.api.deps import DEGRADED_HEADER, path_id, request_id, require_read, runtime
 from freshrec.api.responses import JSON
 from freshrec.api.schemas import ERRORS, Recommendations
+from freshrec.events import USER_ID_MAX
 
 router = APIRouter(tags=["users"], dependencies=[Depends(require_read)])
 
@@ -33,6 +34,7 @@ async def user_recommendations(
     explain: Annotated[bool, Query(description="Include each item's score components.")] = False,
     exclude_purchased: Annotated[bool, Query(description="Leave out items the user bought.")] = True,
 ) -> JSON:
+    path_id(user_id, "user_id", USER_ID_MAX)
     rt = runtime(request)
     name = strategy or rt.engine.settings.strategies.default
     recs, degraded = rt.recommend(
@@ -53,4 +55,4 @@ async def user_recommendations(
 async def user_profile(
     user_id: str, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 20
 ) -> JSON:
-    return JSON(runtime(request).engine.profile(user_id, limit=limit))
+    return JSON(runtime(request).engine.profile(path_id(user_id, "user_id", USER_ID_MAX), limit=limit))
