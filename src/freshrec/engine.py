@@ -622,7 +622,7 @@ class Engine:
         if not self._batched:
             return {}
         history = self.views["user_history"]
-        return {"users": history.user_count(), "state_array_bytes": sum(v.nbytes() for v in self._batched)}
+        return {"users": history.user_count()}
 
     def columnar_views(self) -> list[Any]:
         """The views kept in numpy columns (the embedded state)."""
