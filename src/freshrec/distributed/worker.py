@@ -31,7 +31,7 @@ from redis.exceptions import WatchError
 
 from freshrec.catalog import validate_items
 from freshrec.config import Settings
-from freshrec.distributed.catalog import CHANGES
+from freshrec.distributed.catalog import CHANGES, StoreCatalog
 from freshrec.distributed.fencing import mirror_entries, partition_of, restore_mirror, unapplied
 from freshrec.distributed.kafka import client_config, ensure_topics, producer_config
 from freshrec.engine import Engine
@@ -98,6 +98,7 @@ class Worker:
         self.store: RedisState = engine.store
         self._progress: dict[str, int] = {}  # partition -> offset applied up to, not yet committed
         self._sought: dict[str, int] = {}  # partition -> stored offset it was sought back to (a gap)
+        self._rereading: set[str] = set()  # partitions sought back in this batch: the rest of it is dropped
 
     # -- the loop -----------------------------------------------------------------------------------
     def run(
@@ -216,6 +217,7 @@ class Worker:
 
     def apply(self, messages: Sequence[Message]) -> None:
         """Apply consecutive runs of events and of catalog changes, in the order they were consumed."""
+        self._rereading.clear()
         run: list[Message] = []
         for message in messages:
             if run and run[-1].topic() != message.topic():
@@ -240,6 +242,9 @@ class Worker:
         workers add to it, so their transaction also requires every key they read to be unchanged; event
         runs require the catalog not to have changed since they mirrored it.
         """
+        run = [m for m in run if partition_of(m) not in self._rereading]
+        if not run:
+            return
         names = sorted({partition_of(m) for m in run})
         attempt = 0
         while True:
@@ -259,6 +264,11 @@ class Worker:
                 log.info("a concurrent write touched what %d records read; applying them again", len(run))
                 time.sleep(min(0.5, 0.005 * attempt))
                 continue
+            except Exception:  # the store failed (the batch is retried): mirror the shared catalog anew
+                restore_mirror(self.engine.catalog, before)
+                if isinstance(self.engine.shared, StoreCatalog):
+                    self.engine.shared.position = None
+                raise
             self.stats.skipped += split.skipped
             for name, (first, stored) in split.gaps.items():
                 # records between the stored offset and these were never applied: read them again
@@ -266,6 +276,7 @@ class Worker:
                     "%s: records from offset %d on were not applied; reading them again", name, stored
                 )
                 self._sought[name] = stored
+                self._rereading.add(name)
                 self._seek(first, stored)
             self._progress.update(fence.advance)
             return

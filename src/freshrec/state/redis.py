@@ -10,6 +10,9 @@ semantics; the conformance suite runs on both) with these guarantees:
   of a batch or none of it, and a crash before ``EXEC`` leaves nothing. The event ids of the batch
   (``mark_seen``) are in the same transaction, so re-applying a batch whose ``EXEC`` reply was lost is a
   no-op; for that reason clients made by :meth:`RedisState.from_url` never retry a command by themselves.
+  Inside :meth:`RedisState.fenced` the batch also stores the applied offsets of the log partitions it came
+  from, and commits only if they (and what else the fence watches) did not change since they were read:
+  each record of a partitioned log is applied exactly once (:mod:`freshrec.state.redis_fence`).
   A write outside a batch is a batch of one, sent at once. ``begin`` drops a batch never committed.
 * **Read-your-writes.** Reads made while a batch is open (the engine reads user state while applying it)
   return the Redis value combined with the batch's pending writes, replayed in order with the same
