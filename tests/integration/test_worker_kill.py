@@ -3,11 +3,13 @@
 The deployment of issue 15: Valkey, a Tansu broker, a 4-partition topic, two ``freshrec worker`` processes and
 one ``freshrec serve`` replica. Each kill cycle posts a slice of a generated shop's events through the replica
 in small batches while a killer thread SIGKILLs a random worker at a random moment (mid-batch, or while a
-state transaction is in flight), starts a replacement, and in half of the cycles kills again while the
-group is rebalancing. After each cycle every user's ``personalized`` top 20, read through the replica, must
-equal the SPEC §4 answer computed in DuckDB from the events posted so far, ``co_visits`` and ``also_bought``
-(keyed by item pairs) must equal their SQL, and the shared applied-events counter must equal the number of
-distinct events (a double count shows as more).
+state transaction is in flight) and starts a replacement; in a third of the cycles it kills again while the
+group is rebalancing, in another third it pauses a worker past its session timeout (SIGSTOP, then SIGCONT).
+After each cycle every user's ``personalized`` top 20, read through the replica, must equal the SPEC §4
+answer computed in DuckDB from the events posted so far, ``co_visits`` and ``also_bought`` (keyed by item
+pairs) must equal their SQL, and the shared applied-events counter must equal the number of distinct events
+(a double count shows as more). The second test also moves items to other categories, brands and price tiers
+mid-stream and compares the shared catalog and the popularity rankings.
 
 ``FRESHREC_KILL_CYCLES`` sets the number of cycles (3 by default, for CI; the long form is 20) and
 ``FRESHREC_KILL_SEED`` the random seed (printed on failure, so a failing run can be repeated)::
@@ -81,19 +83,31 @@ def start(dep: Deployment, items: list[dict[str, Any]]) -> None:
 
 
 def killer(dep: Deployment, rng: random.Random, log: list[str]) -> threading.Thread:
-    """Kill a random worker after 0-1.2 s and start a replacement; half the time kill again 0.5-3 s later,
-    while the replacement's join has the group rebalancing, and replace that one too."""
+    """Kill a random worker after 0-1.2 s and start a replacement; then, in a third of the cycles each,
+    kill another worker 0.5-3 s later (while the replacement's join has the group rebalancing) and replace
+    it, or pause one with SIGSTOP for longer than its session (its partitions move while it holds a
+    batch) and let it go on with SIGCONT."""
 
     def run() -> None:
         time.sleep(rng.uniform(0.0, 1.2))
-        rounds = 2 if rng.random() < 0.5 else 1
-        for n in range(rounds):
-            victim = rng.choice(dep.workers)
+        victim = rng.choice(dep.workers)
+        dep.signal(victim, signal.SIGKILL)
+        dep.start_worker()
+        log.append(f"killed {victim.pid}")
+        then = rng.choice(("nothing", "kill", "pause"))
+        if then == "nothing":
+            return
+        time.sleep(rng.uniform(0.5, 3.0))
+        victim = rng.choice(dep.workers)
+        if then == "kill":
             dep.signal(victim, signal.SIGKILL)
             dep.start_worker()
-            log.append(f"killed {victim.pid}{' during the rebalance' if n else ''}")
-            if n + 1 < rounds:
-                time.sleep(rng.uniform(0.5, 3.0))
+            log.append(f"killed {victim.pid} during the rebalance")
+        else:
+            dep.signal(victim, signal.SIGSTOP)
+            time.sleep(rng.uniform(3.0, 5.0))  # session timeout 2 s
+            dep.signal(victim, signal.SIGCONT)
+            log.append(f"paused {victim.pid}")
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
