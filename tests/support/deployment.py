@@ -247,17 +247,19 @@ class Oracle:
 
 def personalized_differences(deployment: Deployment, oracle: Oracle) -> list[str]:
     """Users whose personalized top 20 through the replica differs from the oracle's."""
+
+    def same(a: tuple[str, float], b: tuple[str, float]) -> bool:
+        return a[0] == b[0] and math.isclose(a[1], b[1], rel_tol=1e-9, abs_tol=1e-9)
+
     problems = []
     for user, want in sorted(oracle.personalized().items()):
         got = deployment.top(user)
-        same = [i for i, _ in want] == [i for i, _ in got] and all(
-            math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) for (_, a), (_, b) in zip(want, got, strict=True)
+        if len(want) == len(got) and all(same(w, g) for w, g in zip(want, got, strict=True)):
+            continue
+        first = next((n for n, (w, g) in enumerate(zip(want, got, strict=False)) if not same(w, g)), 0)
+        problems.append(
+            f"{user}: rank {first}: SQL {want[first : first + 2]} engine {got[first : first + 2]}"
         )
-        if not same:
-            first = next((n for n, (w, g) in enumerate(zip(want, got, strict=False)) if w != g), 0)
-            problems.append(
-                f"{user}: rank {first}: SQL {want[first : first + 2]} engine {got[first : first + 2]}"
-            )
     return problems
 
 
