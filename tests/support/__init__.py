@@ -244,7 +244,13 @@ def _tier_sql(column: str) -> str:
 @functools.cache
 def reference_db(name: str) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB holding data set ``name`` and every view of SPEC §3 as a table ``v_<view>``."""
-    items, events = dataset(name)
+    return build_reference(*dataset(name))
+
+
+def build_reference(
+    items: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]]
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB holding ``items`` and ``events`` and every view of SPEC §3 as ``v_<view>``."""
     con = duckdb.connect(":memory:")
     with tempfile.TemporaryDirectory() as tmp:
         items_path = Path(tmp) / "items.jsonl"

@@ -3,10 +3,14 @@
 Each poll gives at most ``kafka.batch_size`` records. They are decoded and validated; a record that cannot
 be applied (not JSON, not a valid event or catalog change) goes to the dead-letter topic with the reason in
 its ``error`` header, and nothing else of the batch is held back by it. The rest is applied through the same
-:class:`~freshrec.engine.Engine` the server runs, each write batch one atomic state transaction that also
-marks its ``event_id`` (or, for catalog changes, the record's topic/partition/offset) as applied. Only then
-are the offsets committed. A worker killed at any point loses nothing (uncommitted records are delivered
-again, to whichever worker takes the partition over) and counts nothing twice (applied ids are skipped).
+:class:`~freshrec.engine.Engine` the server runs, each run of events (or each catalog change) one state
+transaction that also stores, for every partition it read from, the offset up to which the partition is
+applied, and that only commits if those offsets are still the ones it read (a fenced transaction, see
+:mod:`freshrec.state.redis_fence`). Records below a partition's stored offset are skipped; on assignment the
+consumer starts from the stored offsets. So applying a record and marking it applied are one atomic step:
+a worker killed or paused at any point, a partition moved while its records are in flight, or the broker
+delivering a record twice, loses nothing and counts nothing twice. The group's committed offsets follow
+(progress, lag), and a commit the group refuses is harmless.
 
 If the state store is unreachable, the batch is retried with back-off until it is applied: records are
 never skipped and offsets never move past what is stored.
@@ -23,16 +27,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from redis.exceptions import WatchError
 
 from freshrec.catalog import validate_items
 from freshrec.config import Settings
+from freshrec.distributed.catalog import CHANGES, StoreCatalog
+from freshrec.distributed.fencing import mirror_entries, partition_of, restore_mirror, unapplied
 from freshrec.distributed.kafka import client_config, ensure_topics, producer_config
 from freshrec.engine import Engine
 from freshrec.errors import InvalidInput
 from freshrec.events import Event, validate_events
+from freshrec.state.redis import RedisState
 
 try:
-    from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("freshrec worker needs confluent-kafka: pip install 'freshrec[distributed]'") from exc
 
@@ -47,6 +55,10 @@ class WorkerStats:
     dead_letters: int = 0
     batches: int = 0
     retries: int = 0
+    conflicts: int = (
+        0  # fenced transactions started again: another worker applied first, or the catalog moved
+    )
+    skipped: int = 0  # records already applied (below their partition's stored offset)
     assigned: list[str] = field(default_factory=list)
 
 
@@ -80,6 +92,13 @@ class Worker:
         self.stats = WorkerStats()
         self.stop_requested = threading.Event()
         self._producer: Producer | None = None
+        self._consumer: Consumer | None = None
+        if not isinstance(engine.store, RedisState):
+            raise ValueError("freshrec worker needs the shared state of distributed mode (redis://...)")
+        self.store: RedisState = engine.store
+        self._progress: dict[str, int] = {}  # partition -> offset applied up to, not yet committed
+        self._sought: dict[str, int] = {}  # partition -> stored offset it was sought back to (a gap)
+        self._rereading: set[str] = set()  # partitions sought back in this batch: the rest of it is dropped
 
     # -- the loop -----------------------------------------------------------------------------------
     def run(
@@ -88,7 +107,7 @@ class Worker:
         """Consume until :meth:`stop` (or SIGTERM/SIGINT in the main thread); ``idle_exit`` ends the loop
         after that many seconds without records (for one-shot catch-up runs)."""
         ensure_topics(self.kafka)
-        consumer = Consumer(consumer_config(self.settings), logger=log)
+        consumer = self._consumer = Consumer(consumer_config(self.settings), logger=log)
         self._producer = Producer(producer_config(self.kafka))
         consumer.subscribe(
             [self.kafka.events_topic, self.kafka.items_topic],
@@ -106,7 +125,7 @@ class Worker:
                     continue
                 idle_since = time.monotonic()
                 self._apply_with_retry(usable)
-                consumer.commit(asynchronous=False)
+                self.commit_offsets(consumer)
                 self.stats.batches += 1
                 if on_batch is not None:
                     on_batch(self.stats)
@@ -135,12 +154,38 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
 
+    def commit_offsets(self, consumer: Consumer) -> None:
+        """Tell the group how far the applied offsets went. What is applied is decided by the offsets stored
+        with the state, so a commit refused because the partition moved meanwhile is only logged."""
+        offsets = [
+            TopicPartition(name.rpartition(":")[0], int(name.rpartition(":")[2]), offset)
+            for name, offset in self._progress.items()
+        ]
+        self._progress.clear()
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.info("offsets not committed (%s); the applied offsets in the state stand", exc)
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.assigned = sorted(f"{p.topic}[{p.partition}]" for p in partitions)
         log.info("assigned %s", ", ".join(self.stats.assigned) or "nothing")
+        try:
+            stored = self.store.applied_offsets([f"{p.topic}:{p.partition}" for p in partitions])
+        except Exception as exc:  # the state is unreachable: the committed offsets are never ahead of it
+            log.warning("cannot read the applied offsets (%s); starting from the committed ones", exc)
+            return
+        for p in partitions:
+            offset = stored[f"{p.topic}:{p.partition}"]
+            if offset is not None:
+                p.offset = offset
+        consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # every consumed record was applied and committed before the next poll, so nothing is pending
+        # records still held for these partitions are fenced by their applied offsets: if the new owner
+        # applies them first, this worker's transaction does not commit and they are skipped
         log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing")
 
     def _usable(self, message: Message) -> bool:
@@ -172,7 +217,7 @@ class Worker:
 
     def apply(self, messages: Sequence[Message]) -> None:
         """Apply consecutive runs of events and of catalog changes, in the order they were consumed."""
-        letters_before = self.stats.dead_letters
+        self._rereading.clear()
         run: list[Message] = []
         for message in messages:
             if run and run[-1].topic() != message.topic():
@@ -181,19 +226,76 @@ class Worker:
             run.append(message)
         if run:
             self._apply_run(run)
-        letters = self.stats.dead_letters > letters_before
-        if self._producer is not None and letters and self._producer.flush(10.0) > 0:
-            raise RuntimeError("the dead-letter topic did not acknowledge; the batch is retried")
         self.stats.records += len(messages)
 
     def _apply_run(self, run: Sequence[Message]) -> None:
         if run[0].topic() == self.kafka.items_topic:
             for message in run:
-                self._apply_catalog(message)
+                self._fenced([message], catalog=True)
         else:
-            self._apply_events(run)
+            self._fenced(run, catalog=False)
+
+    def _fenced(self, run: Sequence[Message], catalog: bool) -> None:
+        """Apply ``run`` in one fenced transaction, started again until it commits or is all applied.
+
+        Catalog changes read what they rewrite (an item's popularity, its rankings) while other partitions'
+        workers add to it, so their transaction also requires every key they read to be unchanged; event
+        runs require the catalog not to have changed since they mirrored it.
+        """
+        run = [m for m in run if partition_of(m) not in self._rereading]
+        if not run:
+            return
+        names = sorted({partition_of(m) for m in run})
+        attempt = 0
+        while True:
+            before = mirror_entries(self.engine.catalog, run, catalog)
+            try:
+                with self.store.fenced(names, watch_logs=(CHANGES,), watch_reads=catalog) as fence:
+                    split = unapplied(run, fence.stored, self._sought)
+                    fence.advance.update(split.advance)
+                    if split.todo and catalog:
+                        self._apply_catalog(split.todo[0])
+                    elif split.todo:
+                        self._apply_events(split.todo)
+            except WatchError:
+                attempt += 1
+                self.stats.conflicts += 1
+                restore_mirror(self.engine.catalog, before)
+                log.info("a concurrent write touched what %d records read; applying them again", len(run))
+                time.sleep(min(0.5, 0.005 * attempt))
+                continue
+            except Exception:  # the store failed (the batch is retried): mirror the shared catalog anew
+                restore_mirror(self.engine.catalog, before)
+                if isinstance(self.engine.shared, StoreCatalog):
+                    self.engine.shared.position = None
+                raise
+            self.stats.skipped += split.skipped
+            for name, (first, stored) in split.gaps.items():
+                # records between the stored offset and these were never applied: read them again
+                log.warning(
+                    "%s: records from offset %d on were not applied; reading them again", name, stored
+                )
+                self._sought[name] = stored
+                self._rereading.add(name)
+                self._seek(first, stored)
+            self._progress.update(fence.advance)
+            return
+
+    def _seek(self, message: Message, offset: int) -> None:
+        if self._consumer is None:
+            return
+        try:
+            self._consumer.seek(TopicPartition(message.topic() or "", message.partition() or 0, offset))
+        except KafkaException as exc:  # no longer assigned: the new owner starts from the stored offset
+            log.info("not re-reading %s: %s", partition_of(message), exc)
+
+    def _flush_letters(self, before: int) -> None:
+        """Dead letters are acknowledged before the records they replace are marked applied."""
+        if self.stats.dead_letters > before and self._producer is not None and self._producer.flush(10.0) > 0:
+            raise RuntimeError("the dead-letter topic did not acknowledge; the batch is retried")
 
     def _apply_events(self, run: Sequence[Message]) -> None:
+        letters = self.stats.dead_letters
         payloads: list[tuple[Message, Any]] = []
         for message in run:
             try:
@@ -218,6 +320,7 @@ class Worker:
                 for index, reasons in sorted(bad.items()):
                     self.dead_letter(payloads[index][0], "; ".join(reasons))
                 payloads = [p for n, p in enumerate(payloads) if n not in bad]
+        self._flush_letters(letters)
         fresh = self.engine.new_events(events)
         self.engine.apply_events(fresh)
         self.stats.events_applied += len(fresh)
@@ -245,10 +348,12 @@ class Worker:
                 raise InvalidInput("expected {'op': 'items', 'items': [...]} or {'op': 'delete_item', ...}")
         except orjson.JSONDecodeError as exc:
             self.dead_letter(message, f"not JSON: {exc}")
+            self._flush_letters(self.stats.dead_letters - 1)
             return
         except InvalidInput as exc:
             details = "; ".join(f"#{p.index} {p.field}: {p.message}" for p in exc.details)
             self.dead_letter(message, f"{exc.error}{': ' + details if details else ''}")
+            self._flush_letters(self.stats.dead_letters - 1)
             return
         self.stats.catalog_changes += 1
 

@@ -10,6 +10,9 @@ semantics; the conformance suite runs on both) with these guarantees:
   of a batch or none of it, and a crash before ``EXEC`` leaves nothing. The event ids of the batch
   (``mark_seen``) are in the same transaction, so re-applying a batch whose ``EXEC`` reply was lost is a
   no-op; for that reason clients made by :meth:`RedisState.from_url` never retry a command by themselves.
+  Inside :meth:`RedisState.fenced` the batch also stores the applied offsets of the log partitions it came
+  from, and commits only if they (and what else the fence watches) did not change since they were read:
+  each record of a partitioned log is applied exactly once (:mod:`freshrec.state.redis_fence`).
   A write outside a batch is a batch of one, sent at once. ``begin`` drops a batch never committed.
 * **Read-your-writes.** Reads made while a batch is open (the engine reads user state while applying it)
   return the Redis value combined with the batch's pending writes, replayed in order with the same
@@ -63,6 +66,7 @@ from redis.retry import Retry
 
 from freshrec.state import redis_codec as rc
 from freshrec.state.base import Fields, LogGap
+from freshrec.state.redis_fence import Fence, FenceLocal, WatchingReads
 
 _DUMP_FORMAT = "freshrec.state.redis/1"
 _EXPIRE_ATTEMPTS = 50
@@ -74,11 +78,20 @@ class RedisState:
     def __init__(self, client: redis.Redis, prefix: str = "freshrec") -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError(f"invalid key prefix {prefix!r}")
-        self._r = cast(rc.Client, client)
+        self._client = client
         self._p = prefix
         self._seen = f"{prefix}:seen"
         self._nss = f"{prefix}:namespaces"
         self._local = threading.local()
+        self._fences = FenceLocal()
+
+    @property
+    def _r(self) -> rc.Client:
+        """The client reads go through: inside a fence that watches reads, one that does."""
+        fence = self._fences.fence
+        if fence is not None and fence.watch_reads and not fence.used:
+            return cast(rc.Client, WatchingReads(self._client, fence))
+        return cast(rc.Client, self._client)
 
     @classmethod
     def from_url(cls, url: str) -> RedisState:
@@ -133,7 +146,7 @@ class RedisState:
         batch.add_index(self._nss, ns)
 
     def _send(self, batch: rc.Batch) -> list[Any]:
-        with self._r.pipeline(transaction=True) as p:
+        with self._client.pipeline(transaction=True) as p:
             rc.queue(p, batch, self._seen)
             return p.execute()
 
@@ -151,11 +164,48 @@ class RedisState:
         self._local.batch = rc.Batch()
 
     def commit(self) -> None:
-        """Send the batch as one MULTI/EXEC."""
+        """Send the batch as one MULTI/EXEC (inside :meth:`fenced`: with its offsets, or not at all)."""
         batch = self._batch
-        if batch is not None:
-            self._local.batch = None
+        if batch is None:
+            return
+        self._local.batch = None
+        fence = self._fences.fence
+        if fence is not None and not fence.used:
+            fence.execute(lambda pipe: rc.queue(pipe, batch, self._seen))
+        else:
             self._send(batch)
+
+    # -- exactly-once application of a partitioned log (see freshrec.state.redis_fence) -------------
+    def _offset_key(self, partition: str) -> str:
+        return f"{self._p}:{{applied|{rc.esc(partition)}}}:offset"
+
+    def applied_offsets(self, partitions: Sequence[str]) -> dict[str, int | None]:
+        """The next offset to apply of each partition (``None``: nothing applied from it yet)."""
+        raw = self._client.mget([self._offset_key(p) for p in partitions]) if partitions else []
+        return {p: None if v is None else int(v) for p, v in zip(partitions, raw, strict=True)}
+
+    @contextmanager
+    def fenced(
+        self, partitions: Sequence[str], *, watch_logs: Sequence[str] = (), watch_reads: bool = False
+    ) -> Iterator[Fence]:
+        """Guard the next batch committed in this thread by the partitions' applied offsets.
+
+        Yields the :class:`Fence` (``stored`` offsets, read after ``WATCH``; set ``advance`` to the offsets
+        the batch leaves). The batch's ``commit`` writes effects and offsets in one transaction; when the
+        block ends without a commit, the offsets are stored alone. Either raises ``WatchError`` (nothing
+        written) when another client changed a watched key: the applied offsets, the change logs named in
+        ``watch_logs``, or, with ``watch_reads``, any key read meanwhile.
+        """
+        keys = {p: self._offset_key(p) for p in partitions}
+        fence = Fence(self._client, keys, [self._n(ns, "log") for ns in watch_logs], watch_reads)
+        self._fences.fence = fence
+        try:
+            yield fence
+            if not fence.used and fence.advance:
+                fence.execute(lambda pipe: None)
+        finally:
+            self._fences.fence = None
+            fence.close()
 
     # -- counters -----------------------------------------------------------------------------------
     def _counters(self, batch: rc.Batch, rkey: str, member: Hashable, deltas: Fields) -> None:
@@ -287,7 +337,7 @@ class RedisState:
     def _expire(self, ns: str, bound: str) -> None:
         """One attempt: read the indexes of the windows to drop under WATCH, then delete in MULTI/EXEC."""
         starts, rstarts = self._n(ns, "ws"), self._n(ns, "rws")
-        with self._r.pipeline(transaction=True) as tx:
+        with self._client.pipeline(transaction=True) as tx:
             watch = cast(Any, tx).watch
             watch(starts, rstarts)
             old = [s.decode() for s in self._r.zrange(starts, "-inf", bound, byscore=True)]
