@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from freshrec.events import Event
 from freshrec.state.ids import Interner
+from freshrec.state.keytable import KeyTable
 from freshrec.views.base import Resolved, Row
 
 I64 = npt.NDArray[np.int64]
@@ -186,6 +187,29 @@ class ColumnarView(Protocol):
     def nbytes(self) -> int:
         """Bytes held by the view's arrays."""
         ...
+
+
+class OneTable:
+    """Snapshot methods of a view whose whole state is one :class:`KeyTable` named ``table``."""
+
+    table: KeyTable
+
+    def arrays(self) -> dict[str, Any]:
+        return {"table": self.table.arrays()}
+
+    def load(self, arrays: dict[str, Any]) -> None:
+        self.table.load(arrays["table"])
+
+    def nbytes(self) -> int:
+        return self.table.nbytes()
+
+
+def rows_of_user(table: KeyTable, vocabulary: Vocabulary, user_id: str | None) -> Any:
+    """Rows of one user (by name), oldest first, or every row."""
+    if user_id is None:
+        return np.arange(table.n, dtype=np.int32)
+    user = vocabulary.users.get(user_id)
+    return table.group(user)[::-1] if user >= 0 else np.empty(0, dtype=np.int32)
 
 
 def type_index(types: Interner, name: str) -> int:

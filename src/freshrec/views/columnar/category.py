@@ -14,7 +14,7 @@ import numpy as np
 from freshrec.config import Settings
 from freshrec.state.keytable import KeyTable
 from freshrec.views.base import Row
-from freshrec.views.columnar.batch import NONE, Batch, Vocabulary
+from freshrec.views.columnar.batch import NONE, Batch, OneTable, Vocabulary, rows_of_user
 
 WINDOW_BITS = 32
 WINDOW_MASK = (1 << WINDOW_BITS) - 1
@@ -117,7 +117,7 @@ class UserCategoryProfile:
 
     def rows(self, store: Any, now: float, key: str | None) -> list[Row]:
         t, v = self.table, self.vocabulary
-        rows = _rows_of(t, v, key)
+        rows = rows_of_user(t, v, key)
         users, categories = t.ka[rows], t.kb[rows]
         counts = t.column("counts")[rows]
         decayed = t.column("decayed")[rows] * np.exp2(-(now - t.column("reference")[rows]) / self.half_life)
@@ -173,7 +173,7 @@ def _apply_weekly(
 WEEKLY_COUNTS = (("view", "views"), ("click", "clicks"), ("share", "shares"), ("save", "saves"))
 
 
-class UserCategoryAffinity:
+class UserCategoryAffinity(OneTable):
     """``user_category_affinity``: per (user, category) in 7-day tumbling windows, last 4 kept."""
 
     name = "user_category_affinity"
@@ -245,7 +245,7 @@ class UserCategoryAffinity:
 
     def rows(self, store: Any, now: float, key: str | None) -> list[Row]:
         t, v = self.table, self.vocabulary
-        rows = _rows_of(t, v, key)
+        rows = rows_of_user(t, v, key)
         oldest = round(self.oldest_kept(now) / self.size)
         keys = t.kb[rows]
         rows = rows[(keys & WINDOW_MASK) >= oldest]
@@ -270,17 +270,8 @@ class UserCategoryAffinity:
             )
         return out
 
-    def arrays(self) -> dict[str, Any]:
-        return {"table": self.table.arrays()}
 
-    def load(self, arrays: dict[str, Any]) -> None:
-        self.table.load(arrays["table"])
-
-    def nbytes(self) -> int:
-        return self.table.nbytes()
-
-
-class UserRecentActivity:
+class UserRecentActivity(OneTable):
     """``user_recent_activity``: events per (user, category) in 1-h windows; recent = end ≥ now − 3 h."""
 
     name = "user_recent_activity"
@@ -325,7 +316,7 @@ class UserRecentActivity:
     def rows(self, store: Any, now: float, key: str | None) -> list[Row]:
         t, v = self.table, self.vocabulary
         out: list[Row] = []
-        for r in _rows_of(t, v, key).tolist():
+        for r in rows_of_user(t, v, key).tolist():
             packed = int(t.kb[r])
             start = (packed & WINDOW_MASK) * self.size
             if not self.is_recent(start, now):
@@ -340,20 +331,3 @@ class UserRecentActivity:
                 }
             )
         return out
-
-    def arrays(self) -> dict[str, Any]:
-        return {"table": self.table.arrays()}
-
-    def load(self, arrays: dict[str, Any]) -> None:
-        self.table.load(arrays["table"])
-
-    def nbytes(self) -> int:
-        return self.table.nbytes()
-
-
-def _rows_of(table: KeyTable, vocabulary: Vocabulary, user_id: str | None) -> Any:
-    """Rows of one user (by name), or every row."""
-    if user_id is None:
-        return np.arange(table.n, dtype=np.int32)
-    user = vocabulary.users.get(user_id)
-    return table.group(user)[::-1] if user >= 0 else np.empty(0, dtype=np.int32)

@@ -10,8 +10,7 @@ import numpy as np
 from freshrec.config import Settings
 from freshrec.state.keytable import KeyTable
 from freshrec.views.base import Row
-from freshrec.views.columnar.batch import NONE, Batch, Vocabulary
-from freshrec.views.columnar.category import _rows_of
+from freshrec.views.columnar.batch import NONE, Batch, OneTable, Vocabulary, rows_of_user
 
 
 @numba.njit(cache=True)
@@ -26,7 +25,7 @@ def _apply_brand(
         last[r] = ts[i] if new[i] else max(last[r], ts[i])
 
 
-class UserBrandProfile:
+class UserBrandProfile(OneTable):
     """``user_brand_profile``: lifetime affinity and purchases per (user, brand)."""
 
     name = "user_brand_profile"
@@ -77,20 +76,11 @@ class UserBrandProfile:
                 "purchase_count": int(t.column("purchases")[r]),
                 "last_brand_interaction": float(t.column("last")[r]),
             }
-            for r in _rows_of(t, v, key).tolist()
+            for r in rows_of_user(t, v, key).tolist()
         ]
 
-    def arrays(self) -> dict[str, Any]:
-        return {"table": self.table.arrays()}
 
-    def load(self, arrays: dict[str, Any]) -> None:
-        self.table.load(arrays["table"])
-
-    def nbytes(self) -> int:
-        return self.table.nbytes()
-
-
-class UserPriceSensitivity:
+class UserPriceSensitivity(OneTable):
     """``user_price_sensitivity``: views, purchases and conversion per (user, price tier)."""
 
     name = "user_price_sensitivity"
@@ -134,7 +124,7 @@ class UserPriceSensitivity:
     def rows(self, store: Any, now: float, key: str | None) -> list[Row]:
         t, v = self.table, self.vocabulary
         out: list[Row] = []
-        for r in _rows_of(t, v, key).tolist():
+        for r in rows_of_user(t, v, key).tolist():
             views, bought = int(t.column("views")[r]), int(t.column("purchases")[r])
             out.append(
                 {
@@ -147,17 +137,8 @@ class UserPriceSensitivity:
             )
         return out
 
-    def arrays(self) -> dict[str, Any]:
-        return {"table": self.table.arrays()}
 
-    def load(self, arrays: dict[str, Any]) -> None:
-        self.table.load(arrays["table"])
-
-    def nbytes(self) -> int:
-        return self.table.nbytes()
-
-
-class UserItems:
+class UserItems(OneTable):
     """``user_items``: interactions and summed event weights per (user, item), lifetime (CF's input)."""
 
     name = "user_items"
@@ -207,14 +188,5 @@ class UserItems:
                 "interactions": int(t.column("n")[r]),
                 "weight": float(t.column("w")[r]),
             }
-            for r in _rows_of(t, v, key).tolist()
+            for r in rows_of_user(t, v, key).tolist()
         ]
-
-    def arrays(self) -> dict[str, Any]:
-        return {"table": self.table.arrays()}
-
-    def load(self, arrays: dict[str, Any]) -> None:
-        self.table.load(arrays["table"])
-
-    def nbytes(self) -> int:
-        return self.table.nbytes()
