@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+
+import numpy as np
 
 from freshrec.catalog import Catalog, Item, ItemIn, validate_items
 from freshrec.cf import CFService
@@ -42,7 +43,7 @@ T = TypeVar("T")
 ENGINE_NS = "engine"  # the clock and counters a distributed deployment shares
 ENGINE_KEY = "engine"
 USER_STRATEGIES = ("hybrid", "personalized", "session", "trending_for_you", "trending")
-SNAPSHOT_VERSION = 4  # 4: the per-user views are numpy columns (older snapshots: the log is replayed)
+SNAPSHOT_VERSION = 5  # 5: a directory of arrays (4: one pickle; older snapshots: the log is replayed)
 
 
 class Journal(Protocol):
@@ -629,26 +630,28 @@ class Engine:
         return list(self._batched)
 
     # -- snapshots ----------------------------------------------------------------------------------
-    def snapshot(self) -> bytes:
-        """The whole engine state: view state, catalog and clock."""
-        return pickle.dumps(
-            {
-                "version": SNAPSHOT_VERSION,
-                "state": self.store.dump(),
-                "items": self.catalog.items,
-                "event_clock": self.event_clock,
-                "applied_events": self.applied_events,
-                "last_forget": self._last_forget,
-                "co_visit_late_events": self.features.co_visits.late_events,
-                "vectors": self.content.dump(),
-                "vocabulary": self.vocabulary.arrays(),
-                "columnar": {view.name: view.arrays() for view in self._batched},
-            },
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
+    def snapshot(self) -> dict[str, Any]:
+        """The whole engine state (view columns, catalog, clock) as a tree of arrays and plain values.
 
-    def restore(self, blob: bytes) -> None:
-        data = pickle.loads(blob)
+        The arrays are the views' own (no copy): write it out (:mod:`freshrec.storage.snapshot`) before
+        the next change is applied.
+        """
+        vectors = self.content.dump()
+        return {
+            "version": SNAPSHOT_VERSION,
+            "state": self.store.dump(),
+            "items": self.catalog.items,
+            "event_clock": self.event_clock,
+            "applied_events": self.applied_events,
+            "last_forget": self._last_forget,
+            "co_visit_late_events": self.features.co_visits.late_events,
+            "vectors": None if vectors is None else np.frombuffer(vectors, dtype=np.uint8),
+            "vocabulary": self.vocabulary.arrays(),
+            "columnar": {view.name: view.arrays() for view in self._batched},
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Replace the state by a :meth:`snapshot` (of this engine's layout)."""
         version = data.get("version")
         if version != SNAPSHOT_VERSION:
             raise SnapshotVersionError(f"snapshot version {version} is not {SNAPSHOT_VERSION}")
@@ -661,7 +664,8 @@ class Engine:
         self.applied_events = data["applied_events"]
         self._last_forget = data["last_forget"]
         self.features.co_visits.late_events = data.get("co_visit_late_events", 0)
-        self.content.load(data.get("vectors"))
+        vectors = data.get("vectors")
+        self.content.load(None if vectors is None else vectors.tobytes())
 
 
 def _pick(choices: Mapping[str, T], name: str, what: str) -> T:
