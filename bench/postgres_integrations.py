@@ -100,17 +100,7 @@ def main() -> None:
                 for n in range(20):
                     body = {"user_id": f"u{n}", "item_id": "i0", "type": "view", "category": "books"}
                     client.post("/v1/events", json=body).raise_for_status()
-                    sink.append(
-                        wait(
-                            lambda n=n: (
-                                db.execute(
-                                    "SELECT 1 FROM freshrec_user_category_affinity WHERE user_id = %s",
-                                    [f"u{n}"],
-                                ).fetchone()
-                                is not None
-                            )
-                        )
-                    )
+                    sink.append(wait(functools.partial(in_table, f"u{n}")))
                 sink.sort()
                 print(
                     f"feature sink, single events: median {statistics.median(sink) * 1000:.0f} ms, "
