@@ -253,8 +253,8 @@ class CatalogPostgresSettings(BaseModel):
     table: str = Field("public.items", min_length=1, description="The items table, `schema.table`.")
     columns: dict[str, str | None] = Field(
         default_factory=dict,
-        description="Table column -> item field (null: ignored). Columns named like an item field map to "
-        "it unless listed here; other columns are ignored.",
+        description="Table column -> item field (null or an empty string: ignored). Columns named like an "
+        "item field map to it unless listed here; other columns are ignored.",
     )
     slot: str = Field(
         "freshrec_catalog", pattern=r"^[a-z0-9_]{1,63}$", description="Logical replication slot (pgoutput)."

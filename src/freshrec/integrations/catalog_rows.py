@@ -57,7 +57,7 @@ class ItemMapping:
                     f"catalog_postgres.columns names column {column!r}, which {table} does not have "
                     f"(its columns: {', '.join(columns)})"
                 )
-            if field is None:
+            if not field:  # null, or "" where the settings format has no null (TOML)
                 mapping.pop(column, None)
             elif field not in ITEM_FIELDS:
                 raise SetupError(
