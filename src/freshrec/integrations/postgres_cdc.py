@@ -29,6 +29,7 @@ from freshrec.config import CatalogPostgresSettings
 from freshrec.engine import Engine, items_record
 from freshrec.errors import InvalidInput
 from freshrec.integrations.catalog_rows import ItemMapping, ValueLoaders
+from freshrec.integrations.cdc_setup import check_source
 from freshrec.integrations.pgoutput import Decoder, Transaction, lsn_text, parse_lsn
 from freshrec.integrations.postgres import SetupError, connect, sql
 
@@ -61,84 +62,11 @@ class PostgresCatalog:
     # -- set-up -----------------------------------------------------------------------------------------
     def check(self) -> None:
         """Verify the server, role and table (raising :class:`SetupError`), create the publication."""
-        conn = self._connection()
-        wal_level = conn.execute("SHOW wal_level").fetchone()
-        if wal_level is None or wal_level[0] != "logical":
-            raise SetupError(
-                f"PostgreSQL runs with wal_level = {wal_level[0] if wal_level else '?'}; catalog CDC needs "
-                "logical decoding: run `ALTER SYSTEM SET wal_level = logical;` and restart PostgreSQL"
-            )
-        role = conn.execute(
-            "SELECT current_user, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user"
-        ).fetchone()
-        if role is None or not role[1]:
-            user = role[0] if role else "?"
-            raise SetupError(
-                f"role {user} may not use replication slots (it lacks the REPLICATION attribute): "
-                f"run `ALTER ROLE {user} REPLICATION;` as a superuser, or connect as a role that has it"
-            )
-        found = conn.execute(
-            "SELECT c.oid, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')",
-            [self.schema, self.table],
-        ).fetchone()
-        if found is None:
-            raise SetupError(f"table {self.qualified} does not exist (catalog_postgres.table)")
-        oid, identity = found
-        self.columns = [
-            str(r[0])
-            for r in conn.execute(
-                "SELECT attname FROM pg_attribute WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped "
-                "ORDER BY attnum",
-                [oid],
-            )
-        ]
-        self.mapping = ItemMapping(self.qualified, self.columns, self.settings.columns)
-        if identity != "f":
-            index = "indisprimary" if identity == "d" else "indisreplident"
-            keys = {
-                str(r[0])
-                for r in conn.execute(
-                    "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-                    f"AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s AND i.{index}",
-                    [oid],
-                )
-            }
-            if self.mapping.id_column not in keys:
-                raise SetupError(
-                    f"deletes from {self.qualified} would not say which item went: its replica identity "
-                    f"({sorted(keys) or 'none'}) does not include {self.mapping.id_column!r}; make that "
-                    f"column the primary key, or run `ALTER TABLE {self.qualified} REPLICA IDENTITY FULL;`"
-                )
-        self._ensure_publication(conn)
+        self.columns, self.mapping = check_source(self._connection(), self.schema, self.table, self.settings)
 
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.table}"
-
-    def _ensure_publication(self, conn: psycopg.Connection[Any]) -> None:
-        name = self.settings.publication
-        exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", [name]).fetchone()
-        table = sql.Identifier(self.schema, self.table)
-        if exists is None:
-            statement = sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(name), table)
-            try:
-                conn.execute(statement)
-            except Exception as exc:
-                raise SetupError(
-                    f"cannot create publication {name} ({exc}); as the table's owner run "
-                    f"`{statement.as_string(conn)};`"
-                ) from None
-            return
-        published = conn.execute(
-            "SELECT 1 FROM pg_publication_tables WHERE pubname = %s AND schemaname = %s AND tablename = %s",
-            [name, self.schema, self.table],
-        ).fetchone()
-        if published is None:
-            raise SetupError(
-                f"publication {name} does not publish {self.qualified}: run "
-                f"`ALTER PUBLICATION {name} ADD TABLE {self.qualified};` or name another publication"
-            )
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self.conn is None or self.conn.closed:
