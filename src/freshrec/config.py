@@ -242,6 +242,51 @@ class KafkaSettings(BaseModel):
     delivery_timeout_ms: int = Field(10_000, ge=100, description="How long `serve` waits for the broker.")
 
 
+class CatalogPostgresSettings(BaseModel):
+    """The catalog followed from a PostgreSQL table: a snapshot, then its logical-replication changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dsn: str | None = Field(
+        None, description="libpq connection string or URL; set = the catalog follows `table` (embedded mode)."
+    )
+    table: str = Field("public.items", min_length=1, description="The items table, `schema.table`.")
+    columns: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Table column -> item field (null or an empty string: ignored). Columns named like an "
+        "item field map to it unless listed here; other columns are ignored.",
+    )
+    slot: str = Field(
+        "freshrec_catalog", pattern=r"^[a-z0-9_]{1,63}$", description="Logical replication slot (pgoutput)."
+    )
+    publication: str = Field(
+        "freshrec_catalog",
+        pattern=r"^[a-z0-9_]{1,63}$",
+        description="Publication of `table` (created if absent).",
+    )
+    poll_interval_seconds: float = Field(0.2, gt=0, description="How often the slot is read when idle.")
+    max_changes: int = Field(10_000, ge=1, description="Most changes read from the slot at once.")
+
+
+class FeatureSinkSettings(BaseModel):
+    """Feature views upserted into PostgreSQL tables (a feature store's offline/online tables)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dsn: str | None = Field(None, description="libpq connection string or URL; set = the sink runs.")
+    views: list[str] = Field(
+        default_factory=lambda: ["user_category_affinity", "user_category_profile", "content_trending"],
+        min_length=1,
+    )
+    pg_schema: str = Field("public", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Schema of the tables.")
+    table_prefix: str = Field("freshrec_", pattern=r"^[a-z0-9_]{0,30}$", description="Table = prefix + view.")
+    flush_interval_seconds: float = Field(1.0, gt=0, description="How often changed keys are written.")
+    batch_keys: int = Field(1000, ge=1, description="Keys (users or items) written per transaction.")
+    full_sync_every_seconds: float = Field(
+        3600.0, ge=0, description="Rewrite every row this often (expired windows leave); 0 = only at start."
+    )
+
+
 class Settings(BaseSettings):
     """All of freshrec's settings."""
 
@@ -260,6 +305,8 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    catalog_postgres: CatalogPostgresSettings = Field(default_factory=CatalogPostgresSettings)
+    feature_sink: FeatureSinkSettings = Field(default_factory=FeatureSinkSettings)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -108,6 +108,10 @@ class Engine:
         self.applied_events = 0
         self.duplicate_events = 0
         self._last_forget = 0.0
+        #: position of each external change source (a replication slot's LSN), journaled with its changes
+        self.sources: dict[str, str] = {}
+        #: called with every applied batch of events (a feature sink learns which keys changed)
+        self.listeners: list[Callable[[Sequence[Event]], None]] = []
 
         columnar = isinstance(self.store, MemoryState)
         built = build_views(settings, self.content.vector_of, columnar, self.tiers.names)
@@ -277,6 +281,8 @@ class Engine:
                 store.put_max(ENGINE_NS, ENGINE_KEY, "", "event_clock", now)
         store.commit()
         self.applied_events += len(events)
+        for listener in self.listeners:
+            listener(events)
         self.expire(now)
 
     def _apply_batched(self, events: Sequence[Event], now: float, arrival: float) -> float:
@@ -432,6 +438,8 @@ class Engine:
             self.apply_delete(record["item_id"])
         else:
             raise ValueError(f"unknown journal record {op!r}")
+        if "source" in record:
+            self.sources.update(record["source"])
 
     def _item_changed(self, old: Item | None, new: Item | None) -> None:
         for view in self._item_aware:
@@ -648,6 +656,7 @@ class Engine:
             "vectors": None if vectors is None else np.frombuffer(vectors, dtype=np.uint8),
             "vocabulary": self.vocabulary.arrays(),
             "columnar": {view.name: view.arrays() for view in self._batched},
+            "sources": self.sources,
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
@@ -666,6 +675,7 @@ class Engine:
         self.features.co_visits.late_events = data.get("co_visit_late_events", 0)
         vectors = data.get("vectors")
         self.content.load(None if vectors is None else vectors.tobytes())
+        self.sources = dict(data.get("sources", {}))
 
 
 def _pick(choices: Mapping[str, T], name: str, what: str) -> T:
