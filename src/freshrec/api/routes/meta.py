@@ -43,6 +43,9 @@ async def view_rows(
     request: Request,
     user_id: Annotated[str | None, Query(description="For views keyed by user.")] = None,
     item_id: Annotated[str | None, Query(description="For views keyed by item.")] = None,
+    category: Annotated[
+        str | None, Query(description="For views keyed by category (category_cross_affinity).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
 ) -> JSON:
     engine = runtime(request).engine
@@ -50,11 +53,11 @@ async def view_rows(
     key = None
     if known is not None:
         wanted = known.keyed_by
-        given = {"user_id": user_id, "item_id": item_id}
-        other = "item_id" if wanted == "user_id" else "user_id"
-        if given[other] is not None:
-            raise InvalidInput(f"view {view!r} is keyed by {wanted}, not {other}")
-        key = given[wanted]
+        given = {"user_id": user_id, "item_id": item_id, "category": category}
+        for other, value in given.items():
+            if other != wanted and value is not None:
+                raise InvalidInput(f"view {view!r} is keyed by {wanted}, not {other}")
+        key = given.get(wanted)
     rows = engine.view_rows(view, key)
     return JSON({"view": view, "rows": rows[:limit], "total": len(rows)})
 
