@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,6 +20,9 @@ from freshrec.storage.datadir import DataDir, DataDirLocked
 from freshrec.warehouse.backfill import Backfill, EngineTarget, Reject
 from freshrec.warehouse.export import EXPORT_FORMATS, write_rows
 from freshrec.warehouse.read import FILE_FORMATS, ColumnMap, Record, detect_format, row_count
+
+# a line per request would bury the progress and the summary
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 SHOWN_REJECTS = 5
 PAGE = 100_000  # rows per request when exporting from a server (the route's largest limit)
