@@ -751,3 +751,7 @@ def _print_model(info: dict[str, Any] | None) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# import-events and export live with the warehouse code they drive
+from freshrec.warehouse import commands as _warehouse_commands  # noqa: E402, F401

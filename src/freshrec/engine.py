@@ -27,6 +27,7 @@ from freshrec.events import Event, validate_events
 from freshrec.ranking.base import Features, ItemStrategy, Recommendation, Request, Strategy
 from freshrec.ranking.cf import CollaborativeFiltering
 from freshrec.ranking.content import SimilarContent
+from freshrec.ranking.cross_category import CrossCategory
 from freshrec.ranking.hybrid import Hybrid
 from freshrec.ranking.profile import Personalized, Session
 from freshrec.ranking.related import AlsoBought as AlsoBoughtStrategy
@@ -43,7 +44,7 @@ T = TypeVar("T")
 ENGINE_NS = "engine"  # the clock and counters a distributed deployment shares
 ENGINE_KEY = "engine"
 USER_STRATEGIES = ("hybrid", "personalized", "session", "trending_for_you", "trending")
-SNAPSHOT_VERSION = 5  # 5: a directory of arrays (4: one pickle; older snapshots: the log is replayed)
+SNAPSHOT_VERSION = 6  # 6: arrays in a directory, the extension views (older snapshots: the log is replayed)
 
 
 class Journal(Protocol):
@@ -140,6 +141,8 @@ class Engine:
             history=built.get("user_history"),
             co_visits=built.get("co_visits"),
             also_bought=built.get("also_bought"),
+            cross_affinity=built.by_name.get("category_cross_affinity"),
+            tier_drift=built.by_name.get("user_price_tier_drift"),
         )
         strategies: dict[str, Strategy] = {
             "personalized": Personalized(self.features),
@@ -147,6 +150,8 @@ class Engine:
             "trending": Trending(self.features),
             "trending_for_you": TrendingForYou(self.features),
         }
+        if self.features.cross_affinity is not None:
+            strategies["cross_category"] = CrossCategory(self.features)
         covisit = CoVisit(self.features, settings.strategies.covisit_last_items)
         strategies["covisit"] = covisit
         self.similar: SimilarContent | None = None
@@ -550,6 +555,7 @@ class Engine:
             key=lambda r: (-r["window_start"], -r["affinity_score"], r["category"]),
         )
         history = self.features.history
+        drift = self.views.get("user_price_tier_drift")
         return {
             "user_id": user_id,
             "known": history.has_history(store, user_id),
@@ -570,6 +576,8 @@ class Engine:
             "top_brands": [{k: v for k, v in r.items() if k != "user_id"} for r in brands[:limit]],
             "price_tiers": [{k: v for k, v in r.items() if k != "user_id"} for r in tiers],
             "preferred_price_tier": None if preferred is None else preferred["price_tier"],
+            # embedded state only (the view is not kept on a networked store)
+            "price_tier_drift": None if drift is None else _drift_summary(drift.rows(store, now, user_id)),
             "recent_categories": [
                 {"category": c, "recent_score": s}
                 for c, s in sorted(recent.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
@@ -676,6 +684,14 @@ class Engine:
         vectors = data.get("vectors")
         self.content.load(None if vectors is None else vectors.tobytes())
         self.sources = dict(data.get("sources", {}))
+
+
+def _drift_summary(rows: list[Row]) -> dict[str, Any]:
+    """The profile's ``price_tier_drift``: ``drifting_to`` and the tiers' shares (user_price_tier_drift)."""
+    return {
+        "drifting_to": rows[0]["drifting_to"] if rows else None,
+        "tiers": [{k: v for k, v in r.items() if k not in ("user_id", "drifting_to")} for r in rows],
+    }
 
 
 def _pick(choices: Mapping[str, T], name: str, what: str) -> T:
