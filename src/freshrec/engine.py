@@ -436,7 +436,8 @@ class Engine:
         op = record["op"]
         if op == "events":
             events = [Event.from_record(r) for r in record["events"]]
-            self.apply_events([e for e in events if not self.store.seen(e.event_id)])
+            seen = self.store.seen_among([e.event_id for e in events])
+            self.apply_events([e for e in events if e.event_id not in seen] if seen else events)
         elif op == "items":
             self.apply_items([ItemIn.model_validate(i) for i in record["items"]], float(record["at"]))
         elif op == "delete_item":
