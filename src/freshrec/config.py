@@ -220,6 +220,9 @@ class ServerSettings(BaseModel):
     port: int = Field(8000, ge=0, le=65535)
     write_key: str | None = Field(None, description="When set, writes need `Authorization: Bearer <key>`.")
     read_key: str | None = Field(None, description="When set, reads need `Authorization: Bearer <key>`.")
+    admin_key: str | None = Field(
+        None, description="When set, changing experiments needs it (else the write key, when set)."
+    )
 
 
 class KafkaSettings(BaseModel):

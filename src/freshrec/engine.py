@@ -23,6 +23,8 @@ from freshrec.config import Settings
 from freshrec.content import ContentIndex
 from freshrec.errors import FieldProblem, InvalidInput, NotFound
 from freshrec.events import Event, validate_events
+from freshrec.experiments.registry import OPS as EXPERIMENT_OPS
+from freshrec.experiments.registry import Experiments
 from freshrec.ranking.base import Features, ItemStrategy, Recommendation, Request, Strategy
 from freshrec.ranking.cf import CollaborativeFiltering
 from freshrec.ranking.content import SimilarContent
@@ -107,6 +109,7 @@ class Engine:
         self.applied_events = 0
         self.duplicate_events = 0
         self._last_forget = 0.0
+        self.experiments = Experiments()
 
         columnar = isinstance(self.store, MemoryState)
         built = build_views(settings, self.content.vector_of, columnar, self.tiers.names)
@@ -275,6 +278,7 @@ class Engine:
             if event_clock:
                 store.put_max(ENGINE_NS, ENGINE_KEY, "", "event_clock", now)
         store.commit()
+        self.experiments.on_events(events, items)
         self.applied_events += len(events)
         self.expire(now)
 
@@ -429,6 +433,8 @@ class Engine:
             self.apply_items([ItemIn.model_validate(i) for i in record["items"]], float(record["at"]))
         elif op == "delete_item":
             self.apply_delete(record["item_id"])
+        elif op in EXPERIMENT_OPS:
+            self.experiments.apply_record(record)
         else:
             raise ValueError(f"unknown journal record {op!r}")
 
@@ -643,6 +649,7 @@ class Engine:
                 "vectors": self.content.dump(),
                 "vocabulary": self.vocabulary.arrays(),
                 "columnar": {view.name: view.arrays() for view in self._batched},
+                "experiments": self.experiments.dump(),
             },
             protocol=pickle.HIGHEST_PROTOCOL,
         )
@@ -662,6 +669,7 @@ class Engine:
         self._last_forget = data["last_forget"]
         self.features.co_visits.late_events = data.get("co_visit_late_events", 0)
         self.content.load(data.get("vectors"))
+        self.experiments.load(data.get("experiments"))
 
 
 def _pick(choices: Mapping[str, T], name: str, what: str) -> T:

@@ -19,7 +19,7 @@ from freshrec.api.docs import add_offline_docs
 from freshrec.api.graphql import graphql_router
 from freshrec.api.problems import capped_body
 from freshrec.api.responses import JSON
-from freshrec.api.routes import admin, events, items, meta, related, users
+from freshrec.api.routes import admin, events, experiments, items, meta, related, users
 from freshrec.catalog import Item, ItemIn
 from freshrec.engine import Engine, events_record, items_record
 from freshrec.errors import InvalidInput, NotFound
@@ -85,6 +85,8 @@ class Runtime:
 
     #: 202 once the write is durable *and applied* (embedded); a distributed runtime says "published"
     applied_on_ack = True
+    #: experiments are declared and exposures logged through this runtime's journal
+    experiments_supported = True
     #: exceptions meaning the state store is unreachable: answered 503 (never 500) by every route
     unavailable_errors: tuple[type[Exception], ...] = ()
 
@@ -195,7 +197,7 @@ def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime 
     )
     app.state.runtime = runtime
     add_offline_docs(app)
-    for module in (events, related, items, users, meta, admin):
+    for module in (events, related, items, users, meta, admin, experiments):
         app.include_router(module.router)
     app.include_router(graphql_router(), tags=["graphql"])
 
