@@ -19,6 +19,8 @@ from freshrec.storage.datadir import DataDirLocked
 
 console = Console(stderr=True)
 DEFAULT_DATA_DIR = Path("freshrec-data")
+#: how long a stopping server waits for open responses (a dashboard's live stream never ends by itself)
+GRACE_SECONDS = 3
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:
@@ -95,7 +97,14 @@ def serve(
             f"[green]freshrec[/] API replica on http://{server.host}:{server.port}: state {settings.state}, "
             f"writes to {settings.kafka.bootstrap} topic {settings.kafka.events_topic}"
         )
-        uvicorn.run(app, host=server.host, port=server.port, log_level="warning", access_log=False)
+        uvicorn.run(
+            app,
+            host=server.host,
+            port=server.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=GRACE_SECONDS,
+        )
         return
     if ephemeral:
         engine = Engine(settings)
@@ -112,7 +121,14 @@ def serve(
         )
     app = create_app(engine, datadir)
     console.print(f"[green]freshrec[/] listening on http://{server.host}:{server.port}  (docs: /docs)")
-    uvicorn.run(app, host=server.host, port=server.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=server.host,
+        port=server.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACE_SECONDS,
+    )
 
 
 def _kafka_settings(

@@ -19,7 +19,7 @@ from freshrec.api.docs import add_offline_docs
 from freshrec.api.graphql import graphql_router
 from freshrec.api.problems import capped_body
 from freshrec.api.responses import JSON
-from freshrec.api.routes import admin, events, experiments, items, meta, related, users
+from freshrec.api.routes import admin, dashboard, events, experiments, items, meta, related, users
 from freshrec.catalog import Item, ItemIn
 from freshrec.engine import Engine, events_record, items_record
 from freshrec.errors import InvalidInput, NotFound
@@ -197,7 +197,7 @@ def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime 
     )
     app.state.runtime = runtime
     add_offline_docs(app)
-    for module in (events, related, items, users, meta, admin, experiments):
+    for module in (events, related, items, users, meta, admin, experiments, dashboard):
         app.include_router(module.router)
     app.include_router(graphql_router(), tags=["graphql"])
 
