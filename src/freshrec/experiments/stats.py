@@ -88,3 +88,20 @@ def proportion_se(successes: int, trials: int) -> float:
         return 0.0
     p = successes / trials
     return math.sqrt(p * (1 - p) / trials)
+
+
+def sample_size_per_variant(p_a: float, p_b: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Exposures per variant for a two-sided two-proportion z-test to detect ``p_a`` vs ``p_b``.
+
+    The classic formula ``(z_{1-α/2} √(2 p̄ q̄) + z_{power} √(p_a q_a + p_b q_b))² / (p_a - p_b)²``; None
+    when the rates are equal (no difference to detect).
+
+    >>> sample_size_per_variant(0.10, 0.12)
+    3841
+    """
+    if p_a == p_b or not (0 <= p_a <= 1 and 0 <= p_b <= 1):
+        return None
+    mean = (p_a + p_b) / 2
+    z_alpha, z_power = float(norm.ppf(1 - alpha / 2)), float(norm.ppf(power))
+    root = z_alpha * math.sqrt(2 * mean * (1 - mean)) + z_power * math.sqrt(p_a * (1 - p_a) + p_b * (1 - p_b))
+    return math.ceil(root * root / (p_a - p_b) ** 2)
