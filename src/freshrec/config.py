@@ -263,6 +263,22 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    experiments: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Experiments declared at start-up, by id, each as the body of PUT /v1/experiments/{id}.",
+    )
+
+    @field_validator("experiments")
+    @classmethod
+    def _experiments(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from freshrec.experiments.model import ExperimentIn  # the package imports the settings
+
+        for experiment_id, spec in value.items():
+            try:
+                ExperimentIn.model_validate(spec)
+            except ValueError as exc:
+                raise ValueError(f"experiment {experiment_id!r}: {exc}") from None
+        return value
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -175,3 +175,37 @@ def test_results_and_live_exposures_survive_a_restart_with_and_without_a_snapsho
     engine.ingest([event("u1", "b", "click", T0 + 2)])
     assert variant_row(engine, "fresh")["clicks"] == 2
     datadir.close()
+
+
+def test_experiments_of_the_settings_file_are_declared_once_and_an_ended_one_stays_ended(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from freshrec.api.app import Runtime
+    from freshrec.experiments.serving import declare_configured, end
+
+    def start(spec: dict[str, Any]) -> tuple[Runtime, list[str]]:
+        settings = load_settings(
+            embeddings={"model": "none"}, cf={"enabled": False}, experiments={"exp": spec}
+        )
+        datadir = DataDir(tmp_path / "data", settings)
+        runtime = Runtime(datadir.open_engine(), datadir)
+        return runtime, asyncio.run(declare_configured(runtime))
+
+    runtime, declared = start(SPEC)
+    assert declared == ["exp"] and runtime.engine.experiments.get("exp").variants[1].weight == 30
+    assert runtime.datadir is not None
+    runtime.datadir.close()
+    runtime, declared = start(SPEC)
+    assert declared == []  # unchanged: nothing journaled again
+    asyncio.run(end(runtime, "exp"))
+    assert runtime.datadir is not None
+    runtime.datadir.close()
+    changed = {**SPEC, "metric_window_seconds": 60}
+    runtime, declared = start(changed)
+    assert declared == [] and not runtime.engine.experiments.get("exp").active
+    assert runtime.datadir is not None
+    runtime.datadir.close()
+    with pytest.raises(ValueError, match="experiment 'bad'"):
+        load_settings(experiments={"bad": {"variants": [{"name": "a", "weight": 1, "strategy": "x"}]}})

@@ -24,6 +24,7 @@ from freshrec.catalog import Item, ItemIn
 from freshrec.engine import Engine, events_record, items_record
 from freshrec.errors import InvalidInput, NotFound
 from freshrec.events import Event
+from freshrec.experiments.serving import declare_configured
 from freshrec.metrics import Metrics
 from freshrec.ranking.base import Recommendation
 from freshrec.storage.datadir import DataDir
@@ -176,6 +177,7 @@ def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await declare_configured(runtime)
         housekeeping = asyncio.create_task(runtime.housekeeping())
         schedule = asyncio.create_task(runtime.cf_schedule())
         yield

@@ -74,6 +74,21 @@ async def recommend(
     return Answer(experiment, variant.name, variant.strategy, recs, degraded)
 
 
+async def declare_configured(rt: Journaling) -> list[str]:
+    """Declare the settings file's experiments: new ones, and changed ones not ended through the API."""
+    if not rt.experiments_supported:
+        return []
+    declared = []
+    for experiment_id, raw in rt.engine.settings.experiments.items():
+        spec = ExperimentIn.model_validate(raw)
+        current = rt.engine.experiments.declared.get(experiment_id)
+        if current is not None and (current.ended_at is not None or current.spec() == spec.model_dump()):
+            continue
+        await put(rt, experiment_id, spec)
+        declared.append(experiment_id)
+    return declared
+
+
 async def put(rt: Journaling, experiment_id: str, spec: ExperimentIn) -> dict[str, Any]:
     _supported(rt)
     engine = rt.engine
