@@ -63,6 +63,23 @@ def main(verbose: bool) -> None:
 @click.option(
     "--no-fsync", is_flag=True, help="Do not fsync the log before acknowledging (faster, less safe)."
 )
+@click.option(
+    "--catalog-postgres",
+    metavar="DSN",
+    default=None,
+    help="Follow the catalog from a PostgreSQL table (logical replication) [catalog_postgres.dsn].",
+)
+@click.option(
+    "--catalog-table",
+    default=None,
+    help="The items table, schema.table [catalog_postgres.table; default public.items].",
+)
+@click.option(
+    "--feature-sink-postgres",
+    metavar="DSN",
+    default=None,
+    help="Upsert feature views into PostgreSQL tables [feature_sink.dsn].",
+)
 @config_option
 def serve(
     host: str | None,
@@ -74,6 +91,9 @@ def serve(
     topic: str | None,
     clock: str | None,
     no_fsync: bool,
+    catalog_postgres: str | None,
+    catalog_table: str | None,
+    feature_sink_postgres: str | None,
     config: Path | None,
 ) -> None:
     """Run the API server (embedded state in this process by default)."""
@@ -89,9 +109,21 @@ def serve(
         update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     )
     storage = settings.storage.model_copy(update={"fsync": settings.storage.fsync and not no_fsync})
-    settings = settings.model_copy(update={"server": server, "storage": storage})
+    cdc = {"dsn": catalog_postgres, "table": catalog_table}
+    catalog = settings.catalog_postgres.model_copy(update={k: v for k, v in cdc.items() if v is not None})
+    sink = settings.feature_sink
+    if feature_sink_postgres is not None:
+        sink = sink.model_copy(update={"dsn": feature_sink_postgres})
+    settings = settings.model_copy(
+        update={"server": server, "storage": storage, "catalog_postgres": catalog, "feature_sink": sink}
+    )
     datadir = None
     if _distributed(settings):
+        if catalog.dsn is not None or sink.dsn is not None:
+            raise click.UsageError(
+                "catalog_postgres and feature_sink run in the embedded server; in distributed mode write "
+                "the catalog through the API and read features from the state store"
+            )
         app = _distributed_app(settings)
         console.print(
             f"[green]freshrec[/] API replica on http://{server.host}:{server.port}: state {settings.state}, "
@@ -119,7 +151,14 @@ def serve(
         console.print(
             f"[green]data dir[/] {path}: {len(engine.catalog)} items, {engine.applied_events} events applied"
         )
+    try:
+        services = _integrations(settings, engine)
+    except click.ClickException:
+        if datadir is not None:
+            datadir.close(snapshot=False)
+        raise
     app = create_app(engine, datadir)
+    app.state.runtime.services.extend(services)
     console.print(f"[green]freshrec[/] listening on http://{server.host}:{server.port}  (docs: /docs)")
     uvicorn.run(
         app,
@@ -129,6 +168,33 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=GRACE_SECONDS,
     )
+
+
+def _integrations(settings: Settings, engine: Any) -> list[Any]:
+    """The PostgreSQL integrations the settings ask for, checked before the server starts."""
+    if settings.catalog_postgres.dsn is None and settings.feature_sink.dsn is None:
+        return []
+    from freshrec.integrations.postgres import SetupError
+
+    services: list[Any] = []
+    try:
+        if settings.catalog_postgres.dsn is not None:
+            from freshrec.integrations.postgres_cdc import PostgresCatalog
+
+            source = PostgresCatalog(settings.catalog_postgres, engine)
+            source.check()
+            services.append(source)
+        if settings.feature_sink.dsn is not None:
+            from freshrec.integrations.feature_sink import PostgresFeatureSink
+
+            sink = PostgresFeatureSink(settings.feature_sink, engine)
+            sink.check()
+            services.append(sink)
+    except SetupError as exc:
+        for service in services:
+            service.close()
+        raise click.ClickException(str(exc)) from None
+    return services
 
 
 def _kafka_settings(
@@ -766,3 +832,7 @@ def _print_model(info: dict[str, Any] | None) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# import-events and export live with the warehouse code they drive
+from freshrec.warehouse import commands as _warehouse_commands  # noqa: E402, F401

@@ -109,6 +109,18 @@ class ViewSettings(BaseModel):
         description="co_visits are exact for events at most this much older than the user's newest event; "
         "later ones are left out of co_visits (counted in /health). Per-user state spans window + lateness.",
     )
+    tier_drift_recent_days: int = Field(
+        7, ge=1, description="user_price_tier_drift: the recent window, in UTC days up to today's."
+    )
+    tier_drift_baseline_days: int = Field(
+        30, ge=1, description="user_price_tier_drift: the baseline window, the days before the recent ones."
+    )
+    tier_drift_min_change: float = Field(
+        0.2, ge=0, description="user_price_tier_drift: the share rise that makes a tier drifting_to."
+    )
+    tier_drift_min_recent_events: int = Field(
+        5, ge=0, description="user_price_tier_drift: recent events (with a price) a drift needs."
+    )
 
     @model_validator(mode="after")
     def _hop_divides_window(self) -> ViewSettings:
@@ -139,6 +151,7 @@ class StrategySettings(BaseModel):
             "covisit": 0.2,
             "similar_content": 0.15,
             "cf": 0.2,
+            "cross_category": 0.0,
         }
     )
     hybrid_fallback: list[str] = Field(
@@ -151,6 +164,17 @@ class StrategySettings(BaseModel):
     )
     hybrid_intent_categories: int = Field(2, ge=1, description="Recent categories that get intent slots.")
     max_k: int = Field(500, ge=1)
+    personalized_tier_drift_weight: float = Field(
+        0.0,
+        description="personalized: + this · 100 · share change for items of the user's drifting_to tier "
+        "(user_price_tier_drift); 0 keeps the SPEC §4 score.",
+    )
+    cross_category_min_users: int = Field(
+        2, ge=1, description="cross_category: users who bought in both A and B that a pair needs."
+    )
+    cross_category_min_lift: float = Field(
+        1.0, ge=0, description="cross_category: a pair is used when its lift is above this."
+    )
 
 
 class EmbeddingSettings(BaseModel):
@@ -245,6 +269,51 @@ class KafkaSettings(BaseModel):
     delivery_timeout_ms: int = Field(10_000, ge=100, description="How long `serve` waits for the broker.")
 
 
+class CatalogPostgresSettings(BaseModel):
+    """The catalog followed from a PostgreSQL table: a snapshot, then its logical-replication changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dsn: str | None = Field(
+        None, description="libpq connection string or URL; set = the catalog follows `table` (embedded mode)."
+    )
+    table: str = Field("public.items", min_length=1, description="The items table, `schema.table`.")
+    columns: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Table column -> item field (null or an empty string: ignored). Columns named like an "
+        "item field map to it unless listed here; other columns are ignored.",
+    )
+    slot: str = Field(
+        "freshrec_catalog", pattern=r"^[a-z0-9_]{1,63}$", description="Logical replication slot (pgoutput)."
+    )
+    publication: str = Field(
+        "freshrec_catalog",
+        pattern=r"^[a-z0-9_]{1,63}$",
+        description="Publication of `table` (created if absent).",
+    )
+    poll_interval_seconds: float = Field(0.2, gt=0, description="How often the slot is read when idle.")
+    max_changes: int = Field(10_000, ge=1, description="Most changes read from the slot at once.")
+
+
+class FeatureSinkSettings(BaseModel):
+    """Feature views upserted into PostgreSQL tables (a feature store's offline/online tables)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dsn: str | None = Field(None, description="libpq connection string or URL; set = the sink runs.")
+    views: list[str] = Field(
+        default_factory=lambda: ["user_category_affinity", "user_category_profile", "content_trending"],
+        min_length=1,
+    )
+    pg_schema: str = Field("public", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Schema of the tables.")
+    table_prefix: str = Field("freshrec_", pattern=r"^[a-z0-9_]{0,30}$", description="Table = prefix + view.")
+    flush_interval_seconds: float = Field(1.0, gt=0, description="How often changed keys are written.")
+    batch_keys: int = Field(1000, ge=1, description="Keys (users or items) written per transaction.")
+    full_sync_every_seconds: float = Field(
+        3600.0, ge=0, description="Rewrite every row this often (expired windows leave); 0 = only at start."
+    )
+
+
 class Settings(BaseSettings):
     """All of freshrec's settings."""
 
@@ -263,6 +332,8 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    catalog_postgres: CatalogPostgresSettings = Field(default_factory=CatalogPostgresSettings)
+    feature_sink: FeatureSinkSettings = Field(default_factory=FeatureSinkSettings)
     experiments: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Experiments declared at start-up, by id, each as the body of PUT /v1/experiments/{id}.",
@@ -279,6 +350,23 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"experiment {experiment_id!r}: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _extensions_are_embedded(self) -> Settings:
+        if self.state.startswith("memory://"):
+            return self
+        used = []
+        if self.strategies.hybrid_weights.get("cross_category", 0.0):
+            used.append("strategies.hybrid_weights.cross_category")
+        if self.strategies.personalized_tier_drift_weight:
+            used.append("strategies.personalized_tier_drift_weight")
+        if used:
+            raise ValueError(
+                f"{' and '.join(used)} need the views category_cross_affinity and user_price_tier_drift, "
+                f"which the embedded state (memory://) keeps and {self.state.split('://')[0]}:// does not; "
+                "set them to 0 or use the embedded state"
+            )
+        return self
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

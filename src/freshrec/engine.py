@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+
+import numpy as np
 
 from freshrec.catalog import Catalog, Item, ItemIn, validate_items
 from freshrec.cf import CFService
@@ -28,6 +29,7 @@ from freshrec.experiments.registry import Experiments
 from freshrec.ranking.base import Features, ItemStrategy, Recommendation, Request, Strategy
 from freshrec.ranking.cf import CollaborativeFiltering
 from freshrec.ranking.content import SimilarContent
+from freshrec.ranking.cross_category import CrossCategory
 from freshrec.ranking.hybrid import Hybrid
 from freshrec.ranking.profile import Personalized, Session
 from freshrec.ranking.related import AlsoBought as AlsoBoughtStrategy
@@ -44,7 +46,7 @@ T = TypeVar("T")
 ENGINE_NS = "engine"  # the clock and counters a distributed deployment shares
 ENGINE_KEY = "engine"
 USER_STRATEGIES = ("hybrid", "personalized", "session", "trending_for_you", "trending")
-SNAPSHOT_VERSION = 4  # 4: the per-user views are numpy columns (older snapshots: the log is replayed)
+SNAPSHOT_VERSION = 6  # 6: arrays in a directory, the extension views (older snapshots: the log is replayed)
 
 
 class Journal(Protocol):
@@ -110,6 +112,10 @@ class Engine:
         self.duplicate_events = 0
         self._last_forget = 0.0
         self.experiments = Experiments()
+        #: position of each external change source (a replication slot's LSN), journaled with its changes
+        self.sources: dict[str, str] = {}
+        #: called with every applied batch of events (a feature sink learns which keys changed)
+        self.listeners: list[Callable[[Sequence[Event]], None]] = []
 
         columnar = isinstance(self.store, MemoryState)
         built = build_views(settings, self.content.vector_of, columnar, self.tiers.names)
@@ -138,6 +144,8 @@ class Engine:
             history=built.get("user_history"),
             co_visits=built.get("co_visits"),
             also_bought=built.get("also_bought"),
+            cross_affinity=built.by_name.get("category_cross_affinity"),
+            tier_drift=built.by_name.get("user_price_tier_drift"),
         )
         strategies: dict[str, Strategy] = {
             "personalized": Personalized(self.features),
@@ -145,6 +153,8 @@ class Engine:
             "trending": Trending(self.features),
             "trending_for_you": TrendingForYou(self.features),
         }
+        if self.features.cross_affinity is not None:
+            strategies["cross_category"] = CrossCategory(self.features)
         covisit = CoVisit(self.features, settings.strategies.covisit_last_items)
         strategies["covisit"] = covisit
         self.similar: SimilarContent | None = None
@@ -280,6 +290,8 @@ class Engine:
         store.commit()
         self.experiments.on_events(events, items)
         self.applied_events += len(events)
+        for listener in self.listeners:
+            listener(events)
         self.expire(now)
 
     def _apply_batched(self, events: Sequence[Event], now: float, arrival: float) -> float:
@@ -437,6 +449,8 @@ class Engine:
             self.experiments.apply_record(record)
         else:
             raise ValueError(f"unknown journal record {op!r}")
+        if "source" in record:
+            self.sources.update(record["source"])
 
     def _item_changed(self, old: Item | None, new: Item | None) -> None:
         for view in self._item_aware:
@@ -547,6 +561,7 @@ class Engine:
             key=lambda r: (-r["window_start"], -r["affinity_score"], r["category"]),
         )
         history = self.features.history
+        drift = self.views.get("user_price_tier_drift")
         return {
             "user_id": user_id,
             "known": history.has_history(store, user_id),
@@ -567,6 +582,8 @@ class Engine:
             "top_brands": [{k: v for k, v in r.items() if k != "user_id"} for r in brands[:limit]],
             "price_tiers": [{k: v for k, v in r.items() if k != "user_id"} for r in tiers],
             "preferred_price_tier": None if preferred is None else preferred["price_tier"],
+            # embedded state only (the view is not kept on a networked store)
+            "price_tier_drift": None if drift is None else _drift_summary(drift.rows(store, now, user_id)),
             "recent_categories": [
                 {"category": c, "recent_score": s}
                 for c, s in sorted(recent.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
@@ -635,27 +652,30 @@ class Engine:
         return list(self._batched)
 
     # -- snapshots ----------------------------------------------------------------------------------
-    def snapshot(self) -> bytes:
-        """The whole engine state: view state, catalog and clock."""
-        return pickle.dumps(
-            {
-                "version": SNAPSHOT_VERSION,
-                "state": self.store.dump(),
-                "items": self.catalog.items,
-                "event_clock": self.event_clock,
-                "applied_events": self.applied_events,
-                "last_forget": self._last_forget,
-                "co_visit_late_events": self.features.co_visits.late_events,
-                "vectors": self.content.dump(),
-                "vocabulary": self.vocabulary.arrays(),
-                "columnar": {view.name: view.arrays() for view in self._batched},
-                "experiments": self.experiments.dump(),
-            },
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
+    def snapshot(self) -> dict[str, Any]:
+        """The whole engine state (view columns, catalog, clock) as a tree of arrays and plain values.
 
-    def restore(self, blob: bytes) -> None:
-        data = pickle.loads(blob)
+        The arrays are the views' own (no copy): write it out (:mod:`freshrec.storage.snapshot`) before
+        the next change is applied.
+        """
+        vectors = self.content.dump()
+        return {
+            "version": SNAPSHOT_VERSION,
+            "state": self.store.dump(),
+            "items": self.catalog.items,
+            "event_clock": self.event_clock,
+            "applied_events": self.applied_events,
+            "last_forget": self._last_forget,
+            "co_visit_late_events": self.features.co_visits.late_events,
+            "vectors": None if vectors is None else np.frombuffer(vectors, dtype=np.uint8),
+            "vocabulary": self.vocabulary.arrays(),
+            "columnar": {view.name: view.arrays() for view in self._batched},
+            "sources": self.sources,
+            "experiments": self.experiments.dump(),
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Replace the state by a :meth:`snapshot` (of this engine's layout)."""
         version = data.get("version")
         if version != SNAPSHOT_VERSION:
             raise SnapshotVersionError(f"snapshot version {version} is not {SNAPSHOT_VERSION}")
@@ -668,8 +688,18 @@ class Engine:
         self.applied_events = data["applied_events"]
         self._last_forget = data["last_forget"]
         self.features.co_visits.late_events = data.get("co_visit_late_events", 0)
-        self.content.load(data.get("vectors"))
+        vectors = data.get("vectors")
+        self.content.load(None if vectors is None else vectors.tobytes())
+        self.sources = dict(data.get("sources", {}))
         self.experiments.load(data.get("experiments"))
+
+
+def _drift_summary(rows: list[Row]) -> dict[str, Any]:
+    """The profile's ``price_tier_drift``: ``drifting_to`` and the tiers' shares (user_price_tier_drift)."""
+    return {
+        "drifting_to": rows[0]["drifting_to"] if rows else None,
+        "tiers": [{k: v for k, v in r.items() if k not in ("user_id", "drifting_to")} for r in rows],
+    }
 
 
 def _pick(choices: Mapping[str, T], name: str, what: str) -> T:

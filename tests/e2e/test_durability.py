@@ -224,7 +224,7 @@ def test_graceful_stop_snapshots_and_restarts_identical(start_server: StartServe
     assert server.data_dir is not None
 
     server.stop()
-    snapshots = sorted((server.data_dir / "snapshots").glob("snapshot-*.bin"))
+    snapshots = sorted((server.data_dir / "snapshots").glob("snapshot-*[0-9]"))
     assert snapshots, "a graceful stop should write a snapshot"
     server.start()
     assert_same(observe(server), before)
@@ -243,7 +243,7 @@ def test_kill9_after_snapshots_with_a_log_tail(start_server: StartServer) -> Non
     assert server.data_dir is not None
 
     server.kill9()
-    snapshots = sorted((server.data_dir / "snapshots").glob("snapshot-*.bin"))
+    snapshots = sorted((server.data_dir / "snapshots").glob("snapshot-*[0-9]"))
     assert snapshots, "snapshots should have been written mid-stream"
     # records after the newest snapshot: its name holds the log position (segment, offset) it covers
     segment, offset = (int(part) for part in snapshots[-1].stem.split("-")[1:])

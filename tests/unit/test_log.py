@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from freshrec.config import Settings, load_settings
 from freshrec.engine import Engine
+from freshrec.storage import snapshot as on_disk
 from freshrec.storage.datadir import KEEP_SNAPSHOTS, DataDir, DataDirLocked
 from freshrec.storage.log import CorruptLog, EventLog, Position
 
@@ -390,6 +392,7 @@ def test_maybe_snapshot_follows_the_configured_cadence(tmp_path: Path) -> None:
     assert not datadir.maybe_snapshot()
     engine.ingest(make_events(30, seed=21, offset=30))
     assert datadir.maybe_snapshot()
+    datadir.wait_snapshot()  # written by a forked process
     assert len(list((path / "snapshots").iterdir())) == 1
     assert not datadir.maybe_snapshot()
     datadir.close(snapshot=False)
@@ -397,8 +400,6 @@ def test_maybe_snapshot_follows_the_configured_cadence(tmp_path: Path) -> None:
 
 def test_a_snapshot_of_an_older_state_layout_is_replaced_by_the_whole_log(tmp_path: Path) -> None:
     """A snapshot written by an earlier version is not loaded: the log (never trimmed) rebuilds the state."""
-    import pickle
-
     items = make_items(40)
     events = make_events(500, seed=6)
     reference = Engine(settings())
@@ -416,9 +417,10 @@ def test_a_snapshot_of_an_older_state_layout_is_replaced_by_the_whole_log(tmp_pa
     for batch in chunks(events[300:], 100):
         engine.ingest(batch)
     datadir.close(snapshot=False)
-    data = pickle.loads(snapshot.read_bytes())
-    data["version"] = 3  # as written before the per-user views moved to columns
-    snapshot.write_bytes(pickle.dumps(data))
+    state = on_disk.read(snapshot)
+    state["version"] = 4  # as written before the snapshot became a directory of arrays
+    shutil.rmtree(snapshot)
+    on_disk.write(state, snapshot)
 
     reopened = DataDir(path, settings())
     replayed: list[int] = []
@@ -427,3 +429,114 @@ def test_a_snapshot_of_an_older_state_layout_is_replaced_by_the_whole_log(tmp_pa
     assert recovered.applied_events == 500
     assert all_rows(recovered) == all_rows(reference)
     reopened.close(snapshot=False)
+
+
+def _reference(items: list[dict[str, Any]], events: list[dict[str, Any]]) -> Engine:
+    reference = Engine(settings())
+    reference.upsert_items(items)
+    for batch in chunks(events, 100):
+        reference.ingest(batch)
+    return reference
+
+
+def test_a_background_snapshot_holds_the_state_at_the_fork(tmp_path: Path) -> None:
+    """Events applied while the forked writer runs are not in its snapshot, only in the log after it."""
+    items, events = make_items(40), make_events(900, seed=7)
+    path = tmp_path / "data"
+    datadir = DataDir(path, settings())
+    engine = datadir.open_engine()
+    engine.upsert_items(items)
+    for batch in chunks(events[:500], 100):
+        engine.ingest(batch)
+    at_fork = all_rows(engine)
+    written = datadir.snapshot(background=True)
+    for batch in chunks(events[500:], 100):  # applied while the child writes
+        engine.ingest(batch)
+    datadir.wait_snapshot()
+    assert written.is_dir() and datadir.last_pause_s is not None
+    alone = Engine(settings())
+    alone.restore(on_disk.read(written))
+    assert all_rows(alone) == at_fork
+    assert alone.applied_events == 500
+    datadir.close(snapshot=False)
+
+    reopened = DataDir(path, settings())
+    replayed: list[int] = []
+    recovered = reopened.open_engine(progress=replayed.append)
+    assert replayed[-1] == 400  # the tail after the fork
+    assert all_rows(recovered) == all_rows(_reference(items, events))
+    reopened.close(snapshot=False)
+
+
+def test_maybe_snapshot_forks_and_a_restart_uses_the_snapshot(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    datadir = DataDir(path, settings(snapshot_every_events=100))
+    engine = datadir.open_engine()
+    events = make_events(250, seed=8)
+    for batch in chunks(events, 50):
+        engine.ingest(batch)
+        if datadir.maybe_snapshot():
+            datadir.wait_snapshot()  # else the next one may find it still being written, and skip
+    datadir.close(snapshot=False)
+    kept = sorted(p.name for p in (path / "snapshots").iterdir())
+    assert len(kept) == KEEP_SNAPSHOTS and not any(k.endswith(".tmp") for k in kept)
+    reopened = DataDir(path, settings())
+    replayed: list[int] = []
+    recovered = reopened.open_engine(progress=replayed.append)
+    assert replayed[-1] == 50  # 200 events are in the newest snapshot
+    assert all_rows(recovered) == all_rows(_reference([], events))
+    reopened.close(snapshot=False)
+
+
+@pytest.mark.parametrize("damage", ["state", "array", "missing-array"])
+def test_a_damaged_newest_snapshot_falls_back_to_the_one_before(tmp_path: Path, damage: str) -> None:
+    items, events = make_items(40), make_events(600, seed=9)
+    path = tmp_path / "data"
+    datadir = DataDir(path, settings())
+    engine = datadir.open_engine()
+    engine.upsert_items(items)
+    for batch in chunks(events[:300], 100):
+        engine.ingest(batch)
+    datadir.snapshot()
+    for batch in chunks(events[300:500], 100):
+        engine.ingest(batch)
+    newest = datadir.snapshot()
+    for batch in chunks(events[500:], 100):
+        engine.ingest(batch)
+    datadir.close(snapshot=False)
+    arrays = sorted((newest / "arrays").iterdir())
+    if damage == "state":
+        (newest / "state.pickle").write_bytes(b"\x80\x05 torn")
+    elif damage == "array":
+        arrays[0].write_bytes(arrays[0].read_bytes()[:20])
+    else:
+        arrays[-1].unlink()
+
+    reopened = DataDir(path, settings())
+    replayed: list[int] = []
+    recovered = reopened.open_engine(progress=replayed.append)
+    assert replayed[-1] == 300  # the log after the older snapshot
+    assert all_rows(recovered) == all_rows(_reference(items, events))
+    reopened.close(snapshot=False)
+
+
+def test_an_unfinished_snapshot_and_an_old_single_file_one_are_ignored(tmp_path: Path) -> None:
+    events = make_events(300, seed=11)
+    path = tmp_path / "data"
+    datadir = DataDir(path, settings())
+    engine = datadir.open_engine()
+    for batch in chunks(events, 100):
+        engine.ingest(batch)
+    datadir.close(snapshot=False)
+    snapshots = path / "snapshots"
+    (snapshots / "snapshot-00000009-000000000000.tmp" / "arrays").mkdir(parents=True)
+    (snapshots / "snapshot-00000000-000000000100.bin").write_bytes(b"a snapshot of an older version")
+
+    reopened = DataDir(path, settings())
+    replayed: list[int] = []
+    recovered = reopened.open_engine(progress=replayed.append)
+    assert replayed[-1] == 300  # the whole log
+    assert all_rows(recovered) == all_rows(_reference([], events))
+    reopened.snapshot()
+    reopened.close(snapshot=False)
+    assert [p.name for p in snapshots.iterdir() if p.name.endswith(".tmp")] == []

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,6 +32,16 @@ from freshrec.storage.datadir import DataDir
 log = logging.getLogger(__name__)
 
 
+class Service(Protocol):
+    """A task running beside the server for its lifetime (a catalog change feed, a feature sink)."""
+
+    async def run(self, runtime: Runtime) -> None:
+        """Work until cancelled; writes go through ``runtime`` (its write lock and journal)."""
+
+    def close(self) -> None:
+        """Release connections (after :meth:`run` was cancelled)."""
+
+
 class Runtime:
     """What the routes share: the engine, its data directory, the write lock, metrics."""
 
@@ -41,6 +51,7 @@ class Runtime:
         self.write_lock = asyncio.Lock()
         self.metrics = Metrics()
         self.started = time.time()
+        self.services: list[Service] = []
 
     async def prepare_items(self, items: list[ItemIn]) -> list[ItemIn]:
         """Compute the items' embeddings in a worker thread (reads go on meanwhile)."""
@@ -180,9 +191,15 @@ def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime 
         await declare_configured(runtime)
         housekeeping = asyncio.create_task(runtime.housekeeping())
         schedule = asyncio.create_task(runtime.cf_schedule())
+        services = [asyncio.create_task(s.run(runtime)) for s in runtime.services]
         yield
         housekeeping.cancel()
         schedule.cancel()
+        for task in services:
+            task.cancel()
+        await asyncio.gather(*services, return_exceptions=True)
+        for service in runtime.services:
+            service.close()
         async with runtime.write_lock:
             if datadir is not None:
                 datadir.close()

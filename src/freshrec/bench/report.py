@@ -98,6 +98,22 @@ def markdown(r: dict[str, Any], command: str, plot_name: str | None) -> str:
             ],
             rows,
         )
+    served = [p for p in grid if "snapshot_s" in p]
+    if served:
+        p = served[0]
+        restart = (r.get("serving") or {}).get("restart_s")
+        out += [
+            f"Snapshot at {_n(p['users'])} users × {_n(p['items'])} items (after the warm-up): "
+            f"{_n(p['snapshot_bytes'] / 2**20)} MiB written in {_n(p['snapshot_s'], 2)} s by a forked "
+            f"process; ingestion held {_n(p['snapshot_pause_ms'], 2)} ms (the fork). "
+            + (
+                f"Restart from it plus a log tail of {_n(p['measured_events'])} events: "
+                f"{_n(restart, 2)} s to the first `/health` answer."
+                if restart is not None
+                else ""
+            ),
+            "",
+        ]
     parts = grid[0].get("state_bytes_per_user_by_part") if grid else None
     if parts:
         out += [f"Bytes per user by view at {_n(grid[0]['users'])} users (deep `sys.getsizeof`):", ""]

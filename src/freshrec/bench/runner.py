@@ -41,6 +41,8 @@ TARGETS = {  # SPEC §9: (figure, comparison, bound)
     "fresh_p99_ms_distributed": ("<=", 50.0),
     "recs_p99_ms_at_1000rps": ("<=", 2.0),
     "state_gib_per_1m_users": ("<=", 0.4),
+    "state_bytes_per_user": ("<=", 430),
+    "restart_s_at_1m_users": ("<=", 30.0),
 }
 
 
@@ -190,6 +192,7 @@ def _serving_step(sizes: Sizes, build: Path, users: list[str]) -> dict[str, Any]
     with Server(build / "") as server:
         console.print(f"serving {sizes.serve[0]:,} users × {sizes.serve[1]:,} items on port {server.port}")
         rss_idle = server.rss_bytes()
+        restart_s = server.start_s
         out = run_in_child(
             "serving",
             load_job,
@@ -204,6 +207,7 @@ def _serving_step(sizes: Sizes, build: Path, users: list[str]) -> dict[str, Any]
         )
         out["server_rss_bytes"] = server.rss_bytes()
         out["server_rss_bytes_idle"] = rss_idle
+        out["restart_s"] = restart_s
     out["users"], out["items"] = sizes.serve
     return out
 
@@ -219,6 +223,10 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
         out["state_bytes_per_user"] = largest["state_bytes_per_user"]
         out["state_bytes_per_item"] = largest["state_bytes_per_item"]
         out["state_gib_per_1m_users"] = largest["state_bytes_per_user"] * 1_000_000 / GIB
+        served = [p for p in grid if "snapshot_s" in p]
+        if served:
+            out["snapshot_s"] = served[0]["snapshot_s"]
+            out["snapshot_pause_ms"] = served[0]["snapshot_pause_ms"]
     if "redis" in r:
         out["ingest_redis_events_per_s_per_core"] = r["redis"]["redis"]["ingest_events_per_s"]
         out["redis_state_bytes_per_user"] = r["redis"]["redis"]["state_bytes_per_user"]
@@ -236,6 +244,8 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
                 out[f"{prefix}_p99_ms_at_{rate}rps"] = run["p99_ms"]
                 out[f"{prefix}_p999_ms_at_{rate}rps"] = run["p999_ms"]
                 out[f"{prefix}_errors_at_{rate}rps"] = run["errors"]
+        if s.get("restart_s") is not None:
+            out[f"restart_s_at_{_count(s['users'])}_users"] = s["restart_s"]
         out["max_throughput_rps_empty"] = s["throughput"]["health"]["per_s"]
         for strategy, ratio in s["throughput_ratio_vs_empty"].items():
             out[f"max_throughput_ratio_vs_empty_{strategy}"] = ratio
@@ -253,6 +263,14 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
         for key, (op, bound) in TARGETS.items()
     }
     return out
+
+
+def _count(n: int) -> str:
+    """``1m``, ``100k``, ``600``: a count in a key's name."""
+    for size, suffix in ((1_000_000, "m"), (1_000, "k")):
+        if n >= size and n % size == 0:
+            return f"{n // size}{suffix}"
+    return str(n)
 
 
 def _met(value: Any, op: str, bound: float) -> bool | None:

@@ -67,6 +67,8 @@ class Server:
         self.start_timeout = start_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"server-{self.port}.log"
+        #: seconds from the process start to the first answer of /health (loading the state)
+        self.start_s: float | None = None
 
     def __enter__(self) -> Server:
         exe = Path(sys.executable).with_name("freshrec")
@@ -80,6 +82,7 @@ class Server:
             "--port",
             str(self.port),
         ]
+        started = time.perf_counter()
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **SERVER_ENV}
@@ -88,6 +91,7 @@ class Server:
         while True:
             try:
                 httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).raise_for_status()
+                self.start_s = time.perf_counter() - started
                 return self
             except httpx.HTTPError:
                 if self.process.poll() is not None or time.monotonic() > deadline:

@@ -18,9 +18,11 @@ from freshrec.views.base import (
     AffinityReader,
     ConversionReader,
     CoVisitReader,
+    CrossAffinityReader,
     PairReader,
     PopularityReader,
     RecentReader,
+    TierDriftReader,
     TrendingReader,
     WindowAffinityReader,
 )
@@ -76,6 +78,9 @@ class Features:
     history: UserHistory
     co_visits: CoVisitReader
     also_bought: PairReader
+    # the extension views, kept by the embedded state only (None on a networked store)
+    cross_affinity: CrossAffinityReader | None = None
+    tier_drift: TierDriftReader | None = None
 
     def pop(self, item_id: str) -> float:
         return self.popularity.popularity(self.store, item_id)

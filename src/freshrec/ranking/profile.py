@@ -15,16 +15,35 @@ class ProfileParts:
     category: dict[str, float]
     brand: dict[str, float]
     tier: dict[str, float]
+    drift: dict[str, float]  # the drifting_to tier's boost (empty while the weight is 0)
 
     def personalized(self, category: str | None, brand: str | None, tier: str | None) -> float:
         return (
             (self.category.get(category, 0.0) if category is not None else 0.0)
             + (self.brand.get(brand, 0.0) if brand is not None else 0.0)
-            + (self.tier.get(tier, 0.0) if tier is not None else 0.0)
+            + (self.tier.get(tier, 0.0) + self.drift.get(tier, 0.0) if tier is not None else 0.0)
         )
 
+    def tier_parts(self, tier: str | None, factor: float = 1.0) -> dict[str, float]:
+        """The explanation of the tier part: conversion, and the drift boost when it is configured."""
+        parts = {"price_tier_conversion": factor * self.tier.get(tier, 0.0) if tier else 0.0}
+        if self.drift:
+            parts["price_tier_drift"] = factor * self.drift.get(tier, 0.0) if tier else 0.0
+        return parts
 
-def profile_parts(features: Features, user_id: str) -> ProfileParts:
+
+def drift_boost(features: Features, user_id: str, now: float) -> dict[str, float]:
+    """``{tier: boost}`` for the user's drifting_to tier (SPEC §3 extension), when its weight is not 0."""
+    weight = features.settings.strategies.personalized_tier_drift_weight
+    if not weight or features.tier_drift is None:
+        return {}
+    drift = features.tier_drift.drift(features.store, user_id, now)
+    if drift.drifting_to is None:
+        return {}
+    return {drift.drifting_to: weight * 100.0 * drift.share_change}
+
+
+def profile_parts(features: Features, user_id: str, now: float) -> ProfileParts:
     s = features.settings.strategies
     store = features.store
     return ProfileParts(
@@ -41,11 +60,16 @@ def profile_parts(features: Features, user_id: str) -> ProfileParts:
             for t, rate in features.price_sensitivity.conversion_rates(store, user_id).items()
             if rate is not None
         },
+        drift=drift_boost(features, user_id, now),
     )
 
 
 class Personalized:
-    """0.4·category affinity + 0.3·brand affinity + 0.3·100·conversion rate of the item's price tier."""
+    """0.4·category affinity + 0.3·brand affinity + 0.3·100·conversion rate of the item's price tier.
+
+    With ``personalized_tier_drift_weight`` w, items of the user's ``drifting_to`` tier also get
+    w·100·share change (``user_price_tier_drift``).
+    """
 
     name = "personalized"
 
@@ -54,7 +78,7 @@ class Personalized:
 
     def recommend(self, request: Request) -> list[Recommendation]:
         assert request.user_id is not None
-        parts = profile_parts(self.features, request.user_id)
+        parts = profile_parts(self.features, request.user_id, request.now)
         ranked = rank_by_groups(
             self.features, request, parts.personalized, set(parts.category), set(parts.brand)
         )
@@ -65,7 +89,7 @@ class Personalized:
                 {
                     "category_affinity": parts.category.get(category, 0.0) if category else 0.0,
                     "brand_affinity": parts.brand.get(brand, 0.0) if brand else 0.0,
-                    "price_tier_conversion": parts.tier.get(tier, 0.0) if tier else 0.0,
+                    **parts.tier_parts(tier),
                 }
             )
 
@@ -84,7 +108,7 @@ class Session:
         assert request.user_id is not None
         f = self.features
         s = f.settings.strategies
-        parts = profile_parts(f, request.user_id)
+        parts = profile_parts(f, request.user_id, request.now)
         recent = f.recent_activity.recent_scores(f.store, request.user_id, request.now)
         w_personal, w_recent = s.session_personalized_weight, s.session_recent_weight
 
@@ -100,7 +124,7 @@ class Session:
                 {
                     "category_affinity": w_personal * parts.category.get(category, 0.0) if category else 0.0,
                     "brand_affinity": w_personal * parts.brand.get(brand, 0.0) if brand else 0.0,
-                    "price_tier_conversion": w_personal * parts.tier.get(tier, 0.0) if tier else 0.0,
+                    **parts.tier_parts(tier, w_personal),
                     "session": w_recent * recent.get(category, 0.0) if category else 0.0,
                 }
             )

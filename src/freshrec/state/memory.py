@@ -7,15 +7,17 @@ rebuild it after a restart.
 from __future__ import annotations
 
 import bisect
-import heapq
 import math
 import pickle
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from freshrec.state.base import Fields, LogGap
 from freshrec.state.ranking import Ranking
+from freshrec.state.seen import SeenIds
 
 _Counters = dict[str, dict[Hashable, dict[str, float]]]
 _Windows = dict[str, dict[tuple[Hashable, float], dict[str, float]]]
@@ -38,7 +40,7 @@ class MemoryState:
         self._sets: dict[str, dict[str, set[str]]] = defaultdict(dict)
         self._timelines: dict[str, dict[str, list[tuple[float, int, str]]]] = defaultdict(dict)
         self._timeline_seq = 0
-        self._seen: dict[str, float] = {}
+        self.seen_ids = SeenIds()
         self._docs: dict[str, dict[str, bytes]] = defaultdict(dict)
         self._logs: dict[str, list[bytes]] = defaultdict(list)
 
@@ -283,31 +285,27 @@ class MemoryState:
 
     # -- idempotency --------------------------------------------------------------------------------
     def seen(self, event_id: str) -> bool:
-        return event_id in self._seen
+        return bool(self.seen_ids.contains([event_id])[0])
 
     def seen_among(self, event_ids: Sequence[str]) -> set[str]:
-        seen = self._seen
-        return {e for e in event_ids if e in seen}
+        found = self.seen_ids.contains(event_ids)
+        return {event_ids[int(i)] for i in np.flatnonzero(found)}
 
     def mark_seen(self, event_id: str, ts: float) -> None:
-        self._seen[event_id] = ts
+        self.seen_ids.add([event_id], ts)
 
     def mark_seen_many(self, event_ids: Sequence[str], ts: float) -> None:
         """:meth:`mark_seen` of every id of a batch, applied at ``ts``."""
-        self._seen.update(dict.fromkeys(event_ids, ts))
+        self.seen_ids.add(event_ids, ts)
 
     def forget_seen_before(self, ts: float) -> None:
-        for event_id in [e for e, t in self._seen.items() if t < ts]:
-            del self._seen[event_id]
+        self.seen_ids.forget_before(ts)
 
     def seen_count(self) -> int:
-        return len(self._seen)
+        return len(self.seen_ids)
 
     def forget_seen_beyond(self, keep: int) -> None:
-        if len(self._seen) <= keep:
-            return
-        newest = heapq.nlargest(keep, self._seen.items(), key=lambda kv: kv[1])
-        self._seen = dict(newest)
+        self.seen_ids.forget_beyond(keep)
 
     # -- whole state ---------------------------------------------------------------------------------
     # -- documents and change logs ---------------------------------------------------------------------
@@ -339,23 +337,24 @@ class MemoryState:
     def dump(self) -> bytes:
         parts: dict[str, Any] = {name: _plain(getattr(self, name)) for name in _PARTS}
         parts["timeline_seq"] = self._timeline_seq
+        parts["seen_ids"] = self.seen_ids.arrays()
         return pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL)
 
     def load(self, blob: bytes) -> None:
         parts = pickle.loads(blob)
         for name in _PARTS:
-            if name == "_seen":
-                self._seen = parts[name]
-            elif name == "_logs":
+            if name == "_logs":
                 self._logs = defaultdict(list, parts.get(name, {}))
             else:
                 setattr(self, name, defaultdict(dict, parts.get(name, {})))
         self._timeline_seq = parts.get("timeline_seq", 0)
+        self.seen_ids = SeenIds()
+        self.seen_ids.load(parts["seen_ids"])
 
     def stats(self) -> dict[str, int]:
         return {
             "users": len(self._bounded.get("user_history", {})),
-            "remembered_event_ids": len(self._seen),
+            "remembered_event_ids": len(self.seen_ids),
             "window_keys": sum(len(k) for by in self._window_keys.values() for k in by.values()),
         }
 
@@ -371,7 +370,6 @@ _PARTS = (
     "_bounded",
     "_sets",
     "_timelines",
-    "_seen",
     "_docs",
     "_logs",
 )

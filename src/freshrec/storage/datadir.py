@@ -8,19 +8,24 @@ the process had when it stopped — however it stopped.
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import re
+import shutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from freshrec.config import Settings
 from freshrec.engine import Engine, SnapshotVersionError
-from freshrec.storage.log import EventLog, Position, _fsync_dir
+from freshrec.storage import snapshot as on_disk
+from freshrec.storage.log import EventLog, Position
+from freshrec.storage.writer import SnapshotWriter
 
 log = logging.getLogger(__name__)
-_SNAPSHOT = re.compile(r"^snapshot-(\d{8})-(\d{12})\.bin$")
+_SNAPSHOT = re.compile(r"^snapshot-(\d{8})-(\d{12})(\.bin)?$")
 KEEP_SNAPSHOTS = 2
 
 
@@ -54,6 +59,10 @@ class DataDir:
         self.snapshots.mkdir(exist_ok=True)
         self.records_since_snapshot = 0
         self.engine: Engine | None = None
+        self._writer: SnapshotWriter | None = None
+        #: seconds the newest snapshot took to write, and the pause of the newest background one
+        self.last_snapshot_s: float | None = None
+        self.last_pause_s: float | None = None
 
     # -- Journal ------------------------------------------------------------------------------------
     def append(self, records: Sequence[Mapping[str, Any]]) -> None:
@@ -63,21 +72,7 @@ class DataDir:
     # -- lifecycle ----------------------------------------------------------------------------------
     def open_engine(self, progress: Callable[[int], None] | None = None) -> Engine:
         """An engine holding this directory's state: newest snapshot + log tail; journaling from now on."""
-        engine = Engine(self.settings)
-        engine.cf.attach(self.path / "models")
-        start = Position(0, 0)
-        newest = self._newest_snapshot()
-        if newest is not None:
-            path, start = newest
-            try:
-                engine.restore(path.read_bytes())
-                log.info("loaded snapshot %s", path.name)
-            except SnapshotVersionError as exc:
-                # the log is never trimmed: the whole state is rebuilt from it
-                log.warning("%s: %s; replaying the whole log instead", path.name, exc)
-                engine = Engine(self.settings)
-                engine.cf.attach(self.path / "models")
-                start = Position(0, 0)
+        engine, start = self._restored()
         replayed = 0
         for record, _ in self.log.read_from(start):
             engine.apply_record(record)
@@ -87,35 +82,92 @@ class DataDir:
         if progress is not None:
             progress(replayed)
         self.records_since_snapshot = replayed
+        gc.freeze()  # what was loaded lives on: no collection walks it again
         engine.journal = self
         self.engine = engine
         return engine
 
+    def _restored(self) -> tuple[Engine, Position]:
+        """An engine with the newest snapshot that loads, and the log position it covers.
+
+        A snapshot of another layout, or one that cannot be read, is passed over for the one before it;
+        with none, the engine is empty and the whole log (which is never trimmed) rebuilds the state.
+        """
+        for path, position in reversed(self._snapshot_files()):
+            engine = self._new_engine()
+            try:
+                engine.restore(on_disk.read(path))
+            except (SnapshotVersionError, on_disk.SnapshotError) as exc:
+                log.warning("snapshot %s not loaded (%s); trying an older one, else the log", path.name, exc)
+                continue
+            log.info("loaded snapshot %s", path.name)
+            return engine, position
+        return self._new_engine(), Position(0, 0)
+
+    def _new_engine(self) -> Engine:
+        engine = Engine(self.settings)
+        engine.cf.attach(self.path / "models")
+        return engine
+
     def maybe_snapshot(self) -> bool:
+        """Snapshot in the background once ``snapshot_every_events`` records were logged since the last."""
         if self.engine is None or self.records_since_snapshot < self.settings.storage.snapshot_every_events:
             return False
-        self.snapshot()
+        if self._writer is not None and self._writer.running():
+            return False  # the previous one is still being written: the next record asks again
+        self.snapshot(background=True)
         return True
 
-    def snapshot(self) -> Path:
-        """Write the engine's state with the log position it covers; keep the newest few."""
+    def snapshot(self, *, background: bool = False) -> Path:
+        """Write the engine's state with the log position it covers; keep the newest few.
+
+        ``background``: write it from a forked copy of this process (copy-on-write pages: the caller is
+        held only for the ``fork``, and memory grows only by the pages changed meanwhile); the returned
+        path appears when that process is done (:meth:`wait_snapshot`). The caller must hold whatever
+        keeps writes out of the engine (the server's write lock) for the duration of this call.
+        """
         assert self.engine is not None
+        self.wait_snapshot()
         position = self.log.position()
-        name = f"snapshot-{position.segment:08d}-{position.offset:012d}.bin"
-        final = self.snapshots / name
-        tmp = final.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            fh.write(self.engine.snapshot())
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(final)
-        _fsync_dir(self.snapshots)
-        self.records_since_snapshot = 0
-        for old in self._snapshot_files()[:-KEEP_SNAPSHOTS]:
-            old[0].unlink(missing_ok=True)
+        final = self.snapshots / f"snapshot-{position.segment:08d}-{position.offset:012d}"
+        pending, self.records_since_snapshot = self.records_since_snapshot, 0
+        if final.exists():  # nothing was logged since that one
+            return final
+        if background and hasattr(os, "fork"):
+            self._writer = SnapshotWriter.fork(self.engine, final, self._lock.fileno(), pending)
+            self.last_pause_s = self._writer.pause_s
+            return final
+        started = time.perf_counter()
+        on_disk.write(self.engine.snapshot(), final)
+        self.last_snapshot_s = time.perf_counter() - started
+        self._prune()
         return final
 
+    def wait_snapshot(self) -> None:
+        """Wait for a snapshot being written in the background; on failure its records count again."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        ok = writer.wait()
+        if ok:
+            self.last_snapshot_s = writer.seconds
+            self._prune()
+        else:
+            self.records_since_snapshot += writer.records
+            log.error("writing snapshot %s failed (exit status %s)", writer.path.name, writer.status)
+
+    def _prune(self) -> None:
+        for old, _ in self._snapshot_files()[:-KEEP_SNAPSHOTS]:
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
+        for tmp in self.snapshots.glob("*.tmp"):  # left by a crash mid-write
+            if self._writer is None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
     def close(self, snapshot: bool = True) -> None:
+        self.wait_snapshot()
         if snapshot and self.engine is not None and self.records_since_snapshot:
             self.snapshot()
         self.log.close()

@@ -37,7 +37,7 @@ class View(Protocol):
     """A feature view maintained per event."""
 
     name: str
-    keyed_by: str  # "user_id" or "item_id": the filter that selects one key's rows
+    keyed_by: str  # "user_id", "item_id" or "category": the filter that selects one key's rows
 
     def apply(self, event: Event, attrs: Resolved, store: StateStore, now: float) -> None:
         """Fold one event into the view's state."""
@@ -159,4 +159,20 @@ class InteractionsReader(Protocol):
 
     def users(self, store: Any) -> list[str]:
         """Every user with an interaction."""
+        ...
+
+
+class CrossAffinityReader(Protocol):
+    def purchased_categories(self, store: Any, user_id: str) -> list[str]:
+        """The categories the user purchased in."""
+        ...
+
+    def pairs_from(self, category: str) -> list[Any]:
+        """The rows ``(category, B)`` of ``category_cross_affinity``."""
+        ...
+
+
+class TierDriftReader(Protocol):
+    def drift(self, store: Any, user_id: str, now: float) -> Any:
+        """The user's ``drifting_to`` tier (or None) and its ``share_change``."""
         ...

@@ -18,9 +18,11 @@ from freshrec.views import brand, category, price, useritems
 from freshrec.views.base import ItemAware, View
 from freshrec.views.columnar import category as columnar_category
 from freshrec.views.columnar import covisit as columnar_covisit
+from freshrec.views.columnar import cross_category as columnar_cross_category
 from freshrec.views.columnar import history as columnar_history
 from freshrec.views.columnar import popularity as columnar_popularity
 from freshrec.views.columnar import profile as columnar_profile
+from freshrec.views.columnar import tier_drift as columnar_tier_drift
 from freshrec.views.columnar import trending as columnar_trending
 from freshrec.views.columnar.batch import ColumnarView, Vocabulary
 from freshrec.views.covisit import AlsoBought, CoVisits
@@ -43,7 +45,11 @@ ORDER = (
     "user_items",
     "user_interest",
     "user_history",
+    "category_cross_affinity",
+    "user_price_tier_drift",
 )
+#: views only the embedded (columnar) state keeps
+EMBEDDED_ONLY = ("category_cross_affinity", "user_price_tier_drift")
 
 
 @dataclass
@@ -75,6 +81,8 @@ def build_views(
             columnar_profile.UserBrandProfile,
             columnar_profile.UserPriceSensitivity,
             columnar_profile.UserItems,
+            columnar_cross_category.CategoryCrossAffinity,
+            columnar_tier_drift.UserPriceTierDrift,
         ):
             view = cls(settings, vocabulary)
             built[view.name] = view
@@ -103,6 +111,8 @@ def build_views(
         built["user_history"] = UserHistory(settings)
     built["user_interest"] = UserInterest(vector_of, built["user_items"])
     for name in ORDER:
+        if name not in built:
+            continue  # EMBEDDED_ONLY on a networked store
         view = built[name]
         views.by_name[name] = view
         if columnar and name == "user_interest":

@@ -43,20 +43,25 @@ async def view_rows(
     request: Request,
     user_id: Annotated[str | None, Query(description="For views keyed by user.")] = None,
     item_id: Annotated[str | None, Query(description="For views keyed by item.")] = None,
+    category: Annotated[
+        str | None, Query(description="For views keyed by category (category_cross_affinity).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+    offset: Annotated[int, Query(ge=0, description="Rows to skip (pages through a whole view).")] = 0,
 ) -> JSON:
     engine = runtime(request).engine
     known = engine.views.get(view)
     key = None
     if known is not None:
         wanted = known.keyed_by
-        given = {"user_id": user_id, "item_id": item_id}
-        other = "item_id" if wanted == "user_id" else "user_id"
-        if given[other] is not None:
-            raise InvalidInput(f"view {view!r} is keyed by {wanted}, not {other}")
-        key = given[wanted]
+        given = {"user_id": user_id, "item_id": item_id, "category": category}
+        for other, value in given.items():
+            if other != wanted and value is not None:
+                raise InvalidInput(f"view {view!r} is keyed by {wanted}, not {other}")
+        key = given.get(wanted)
     rows = engine.view_rows(view, key)
-    return JSON({"view": view, "rows": rows[:limit], "total": len(rows)})
+    body = {"view": view, "keyed_by": known.keyed_by if known is not None else None}
+    return JSON({**body, "rows": rows[offset : offset + limit], "total": len(rows)})
 
 
 @router.get("/health", tags=["meta"], summary="Liveness and a few numbers")
