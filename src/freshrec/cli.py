@@ -19,6 +19,8 @@ from freshrec.storage.datadir import DataDirLocked
 
 console = Console(stderr=True)
 DEFAULT_DATA_DIR = Path("freshrec-data")
+#: how long a stopping server waits for open responses (a dashboard's live stream never ends by itself)
+GRACE_SECONDS = 3
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:
@@ -127,7 +129,14 @@ def serve(
             f"[green]freshrec[/] API replica on http://{server.host}:{server.port}: state {settings.state}, "
             f"writes to {settings.kafka.bootstrap} topic {settings.kafka.events_topic}"
         )
-        uvicorn.run(app, host=server.host, port=server.port, log_level="warning", access_log=False)
+        uvicorn.run(
+            app,
+            host=server.host,
+            port=server.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=GRACE_SECONDS,
+        )
         return
     if ephemeral:
         engine = Engine(settings)
@@ -151,7 +160,14 @@ def serve(
     app = create_app(engine, datadir)
     app.state.runtime.services.extend(services)
     console.print(f"[green]freshrec[/] listening on http://{server.host}:{server.port}  (docs: /docs)")
-    uvicorn.run(app, host=server.host, port=server.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=server.host,
+        port=server.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACE_SECONDS,
+    )
 
 
 def _integrations(settings: Settings, engine: Any) -> list[Any]:
@@ -575,6 +591,12 @@ def worker(
     help="What stale leaves out: what its frozen state knows the user touched, or everything they touched.",
 )
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [default: ≤ 3].")
+@click.option(
+    "--ab",
+    default=None,
+    help="Offline A/B simulation instead: comma-separated strategies split equally (the first is the "
+    "baseline), a click when the held-out next item is among the K shown.",
+)
 @config_option
 def evaluate(
     dataset: str,
@@ -591,11 +613,16 @@ def evaluate(
     refresh: float,
     stale_exclusions: str,
     workers: int | None,
+    ab: str | None,
     config: Path | None,
 ) -> None:
     """Offline evaluation (SPEC §8): replay fresh vs stale, and the MS Recommenders protocol."""
     import orjson
     from rich.markdown import Markdown
+
+    if ab is not None:
+        _ab_simulation(dataset, path, ab, _settings(config), k, sample, seed, strong_rating, json_out)
+        return
 
     from freshrec.datasets.movielens import RatingMapping
     from freshrec.evaluation import report as reporting
@@ -646,6 +673,60 @@ def evaluate(
         plot = reporting.write(result, report)
         console.print(f"[green]wrote[/] {report} and {plot}")
     console.print(Markdown(reporting.render(result, None)))
+
+
+def _ab_simulation(
+    dataset: str,
+    path: Path,
+    ab: str,
+    settings: Settings,
+    k: int,
+    sample: float,
+    seed: int,
+    strong_rating: float,
+    json_out: Path | None,
+) -> None:
+    """``freshrec eval --ab``: replay through an experiment and print its results."""
+    import orjson
+    from rich.table import Table
+
+    from freshrec.datasets.movielens import RatingMapping
+    from freshrec.evaluation.ab import experiment_of, simulate
+    from freshrec.evaluation.data import load
+    from freshrec.evaluation.runner import embed_items, eval_settings
+
+    strategies = [s.strip() for s in ab.split(",") if s.strip()]
+    if len(strategies) < 2 or len(set(strategies)) != len(strategies):
+        raise click.BadParameter(
+            "give at least two different strategies, e.g. personalized,hybrid", param_hint="--ab"
+        )
+    try:
+        data = load(dataset, path, settings, RatingMapping(strong_min=strong_rating))
+        dim = embed_items(data, settings)
+        with console.status(f"replaying {len(data.events):,} events through {', '.join(strategies)} ..."):
+            result = simulate(
+                data, eval_settings(settings, dim, seed), experiment_of(strategies), k, sample, seed
+            )
+    except (BadFile, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if json_out is not None:
+        json_out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        console.print(f"[green]wrote[/] {json_out}")
+    table = Table(title=f"offline A/B: {result['targets']:,} exposures, K = {k}")
+    for column in ("variant", "users", "exposures", "CTR (95% CI)", "lift", "p-value", "exposures needed"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for v in result["variants"]:
+        ctr, lift = v["ctr"], v.get("lift", {}).get("ctr")
+        table.add_row(
+            v["name"],
+            f"{v['users']:,}",
+            f"{v['exposures']:,}",
+            f"{ctr['value']:.2%} ({ctr['low']:.2%}–{ctr['high']:.2%})",
+            "baseline" if lift is None or lift["lift"] is None else f"{lift['lift']:+.1%}",
+            "" if lift is None or lift["p_value"] is None else f"{lift['p_value']:.3g}",
+            "" if v.get("exposures_needed_per_variant") is None else f"{v['exposures_needed_per_variant']:,}",
+        )
+    Console().print(table)
 
 
 @main.command()

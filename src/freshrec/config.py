@@ -244,6 +244,9 @@ class ServerSettings(BaseModel):
     port: int = Field(8000, ge=0, le=65535)
     write_key: str | None = Field(None, description="When set, writes need `Authorization: Bearer <key>`.")
     read_key: str | None = Field(None, description="When set, reads need `Authorization: Bearer <key>`.")
+    admin_key: str | None = Field(
+        None, description="When set, changing experiments needs it (else the write key, when set)."
+    )
 
 
 class KafkaSettings(BaseModel):
@@ -331,6 +334,22 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     catalog_postgres: CatalogPostgresSettings = Field(default_factory=CatalogPostgresSettings)
     feature_sink: FeatureSinkSettings = Field(default_factory=FeatureSinkSettings)
+    experiments: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Experiments declared at start-up, by id, each as the body of PUT /v1/experiments/{id}.",
+    )
+
+    @field_validator("experiments")
+    @classmethod
+    def _experiments(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from freshrec.experiments.model import ExperimentIn  # the package imports the settings
+
+        for experiment_id, spec in value.items():
+            try:
+                ExperimentIn.model_validate(spec)
+            except ValueError as exc:
+                raise ValueError(f"experiment {experiment_id!r}: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _extensions_are_embedded(self) -> Settings:

@@ -24,6 +24,8 @@ from freshrec.config import Settings
 from freshrec.content import ContentIndex
 from freshrec.errors import FieldProblem, InvalidInput, NotFound
 from freshrec.events import Event, validate_events
+from freshrec.experiments.registry import OPS as EXPERIMENT_OPS
+from freshrec.experiments.registry import Experiments
 from freshrec.ranking.base import Features, ItemStrategy, Recommendation, Request, Strategy
 from freshrec.ranking.cf import CollaborativeFiltering
 from freshrec.ranking.content import SimilarContent
@@ -109,6 +111,7 @@ class Engine:
         self.applied_events = 0
         self.duplicate_events = 0
         self._last_forget = 0.0
+        self.experiments = Experiments()
         #: position of each external change source (a replication slot's LSN), journaled with its changes
         self.sources: dict[str, str] = {}
         #: called with every applied batch of events (a feature sink learns which keys changed)
@@ -285,6 +288,7 @@ class Engine:
             if event_clock:
                 store.put_max(ENGINE_NS, ENGINE_KEY, "", "event_clock", now)
         store.commit()
+        self.experiments.on_events(events, items)
         self.applied_events += len(events)
         for listener in self.listeners:
             listener(events)
@@ -442,6 +446,8 @@ class Engine:
             self.apply_items([ItemIn.model_validate(i) for i in record["items"]], float(record["at"]))
         elif op == "delete_item":
             self.apply_delete(record["item_id"])
+        elif op in EXPERIMENT_OPS:
+            self.experiments.apply_record(record)
         else:
             raise ValueError(f"unknown journal record {op!r}")
         if "source" in record:
@@ -666,6 +672,7 @@ class Engine:
             "vocabulary": self.vocabulary.arrays(),
             "columnar": {view.name: view.arrays() for view in self._batched},
             "sources": self.sources,
+            "experiments": self.experiments.dump(),
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
@@ -685,6 +692,7 @@ class Engine:
         vectors = data.get("vectors")
         self.content.load(None if vectors is None else vectors.tobytes())
         self.sources = dict(data.get("sources", {}))
+        self.experiments.load(data.get("experiments"))
 
 
 def _drift_summary(rows: list[Row]) -> dict[str, Any]:

@@ -38,6 +38,8 @@ class Event:
     content_type: str | None = None
     price: float | None = None
     properties: dict[str, Any] | None = None
+    #: the recommendation answer this event responds to (credits that exposure of an experiment)
+    request_id: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The JSON form written to the durable log."""
@@ -76,6 +78,7 @@ _OPTIONAL_FIELDS = (
     "content_type",
     "price",
     "properties",
+    "request_id",
 )
 
 
@@ -121,8 +124,14 @@ class EventIn(BaseModel):
     content_type: str | None = Field(None, max_length=256)
     price: float | None = Field(None, ge=0, allow_inf_nan=False)
     properties: dict[str, Any] | None = None
+    request_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="The `request_id` of the recommendation answer this event responds to (experiments).",
+    )
 
-    @field_validator("user_id", "item_id", "session_id")
+    @field_validator("user_id", "item_id", "session_id", "request_id")
     @classmethod
     def _no_control_characters(cls, value: str | None) -> str | None:
         found = None if value is None else _CONTROL.search(value)
@@ -229,6 +238,7 @@ def validate_events(payload: Any, settings: EventSettings, received_at: float | 
                 content_type=model.content_type,
                 price=model.price,
                 properties=model.properties,
+                request_id=model.request_id,
             )
         )
     if problems:

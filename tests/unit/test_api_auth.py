@@ -15,6 +15,8 @@ from freshrec.api.auth import KeyRing, Role, presented_key
 from freshrec.api.graphql import Mutation, Query, Reads, Writes
 from freshrec.config import ServerSettings, load_settings
 from freshrec.engine import Engine
+from freshrec.errors import InvalidInput
+from freshrec.experiments import ExperimentIn
 
 KEYS = {"read_key": "r-secret", "write_key": "w-secret"}
 NONE: dict[str, str] = {}
@@ -23,6 +25,12 @@ WRITE = {"authorization": "Bearer w-secret"}
 WRONG = {"authorization": "Bearer nope"}
 
 ITEM = {"item_id": "a", "title": "A page", "category": "books"}
+EXPERIMENT: dict[str, Any] = {
+    "variants": [
+        {"name": "control", "weight": 1, "strategy": "trending"},
+        {"name": "fresh", "weight": 1, "strategy": "personalized"},
+    ]
+}
 # each GraphQL operation: (query, the role of its REST twin)
 GRAPHQL: dict[str, tuple[str, Role]] = {
     "Recommendation": ('{ Recommendation(url: "a") { recommendation frequency } }', Role.READ),
@@ -37,6 +45,8 @@ def run(scenario: Callable[[httpx.AsyncClient, Engine], Awaitable[None]], **serv
     engine = Engine(load_settings(server=server, embeddings={"model": "none"}, cf={"enabled": False}))
     engine.upsert_items([ITEM])
     engine.ingest([{"user_id": "u1", "item_id": "a", "type": "click"}])
+    spec = ExperimentIn.model_validate(EXPERIMENT)
+    engine.apply_record(engine.experiments.put_record("exp", spec, engine.strategies, 0.0))
 
     async def main() -> None:
         transport = httpx.ASGITransport(app=create_app(engine))
@@ -138,11 +148,23 @@ REST: list[tuple[str, str, str, Any, Role]] = [
     ("GET", "/v1/views/{view}", "/v1/views/item_popularity", None, Role.READ),
     ("GET", "/v1/admin/models", "/v1/admin/models", None, Role.READ),
     ("POST", "/v1/admin/train", "/v1/admin/train", None, Role.WRITE),
+    ("GET", "/v1/experiments", "/v1/experiments", None, Role.READ),
+    ("GET", "/v1/experiments/{experiment_id}", "/v1/experiments/exp", None, Role.READ),
+    ("GET", "/v1/experiments/{experiment_id}/results", "/v1/experiments/exp/results", None, Role.READ),
+    ("PUT", "/v1/experiments/{experiment_id}", "/v1/experiments/evil", EXPERIMENT, Role.ADMIN),
+    ("DELETE", "/v1/experiments/{experiment_id}", "/v1/experiments/exp", None, Role.ADMIN),
 ]
 
 
-def state(engine: Engine) -> tuple[int, int, bool]:
-    return engine.applied_events, len(engine.catalog), engine.catalog.get("evil") is not None
+def state(engine: Engine) -> tuple[int, int, bool, int, bool]:
+    experiments = engine.experiments.declared
+    return (
+        engine.applied_events,
+        len(engine.catalog),
+        engine.catalog.get("evil") is not None,
+        len(experiments),
+        experiments["exp"].active,
+    )
 
 
 @pytest.mark.parametrize(("method", "template", "path", "body", "role"), REST)
@@ -205,3 +227,36 @@ def test_the_key_is_read_from_either_header() -> None:
     assert presented_key({"x-api-key": "k"}) == "k"
     assert presented_key({"authorization": "Basic abc"}) is None
     assert presented_key({}) is None
+
+
+def test_experiments_need_the_admin_key_when_one_is_configured() -> None:
+    async def scenario(client: httpx.AsyncClient, engine: Engine) -> None:
+        path = "/v1/experiments/evil"
+        assert (await client.put(path, json=EXPERIMENT, headers=WRITE)).status_code == 403
+        assert (await client.delete("/v1/experiments/exp", headers=WRITE)).status_code == 403
+        assert "evil" not in engine.experiments.declared and engine.experiments.get("exp").active
+        admin = {"authorization": "Bearer a-secret"}
+        assert (await client.put(path, json=EXPERIMENT, headers=admin)).status_code == 200
+        # the admin key also writes and reads
+        event = {"user_id": "u2", "item_id": "a", "type": "click"}
+        assert (await client.post("/v1/events", json=event, headers=admin)).status_code == 202
+        assert (await client.get("/v1/experiments", headers=admin)).status_code == 200
+
+    run(scenario, admin_key="a-secret", **KEYS)
+
+
+def test_the_admin_role_is_never_more_open_than_writing() -> None:
+    write_only = KeyRing.from_settings(ServerSettings(write_key="w"))
+    assert write_only.protected(Role.ADMIN)
+    write_only.check("w", Role.ADMIN)
+    with pytest.raises(InvalidInput) as refused:
+        write_only.check(None, Role.ADMIN)
+    assert refused.value.status == 401
+    ring = KeyRing.from_settings(ServerSettings(read_key="r", write_key="w", admin_key="a"))
+    assert ring.roles_of("a") == {Role.READ, Role.WRITE, Role.ADMIN}
+    assert ring.roles_of("w") == {Role.READ, Role.WRITE}
+    with pytest.raises(InvalidInput) as forbidden:
+        ring.check("w", Role.ADMIN)
+    assert forbidden.value.status == 403
+    read_only = KeyRing.from_settings(ServerSettings(read_key="r"))
+    assert not read_only.protected(Role.ADMIN)

@@ -19,11 +19,12 @@ from freshrec.api.docs import add_offline_docs
 from freshrec.api.graphql import graphql_router
 from freshrec.api.problems import capped_body
 from freshrec.api.responses import JSON
-from freshrec.api.routes import admin, events, items, meta, related, users
+from freshrec.api.routes import admin, dashboard, events, experiments, items, meta, related, users
 from freshrec.catalog import Item, ItemIn
 from freshrec.engine import Engine, events_record, items_record
 from freshrec.errors import InvalidInput, NotFound
 from freshrec.events import Event
+from freshrec.experiments.serving import declare_configured
 from freshrec.metrics import Metrics
 from freshrec.ranking.base import Recommendation
 from freshrec.storage.datadir import DataDir
@@ -96,6 +97,8 @@ class Runtime:
 
     #: 202 once the write is durable *and applied* (embedded); a distributed runtime says "published"
     applied_on_ack = True
+    #: experiments are declared and exposures logged through this runtime's journal
+    experiments_supported = True
     #: exceptions meaning the state store is unreachable: answered 503 (never 500) by every route
     unavailable_errors: tuple[type[Exception], ...] = ()
 
@@ -185,6 +188,7 @@ def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await declare_configured(runtime)
         housekeeping = asyncio.create_task(runtime.housekeeping())
         schedule = asyncio.create_task(runtime.cf_schedule())
         services = [asyncio.create_task(s.run(runtime)) for s in runtime.services]
@@ -212,7 +216,7 @@ def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime 
     )
     app.state.runtime = runtime
     add_offline_docs(app)
-    for module in (events, related, items, users, meta, admin):
+    for module in (events, related, items, users, meta, admin, experiments, dashboard):
         app.include_router(module.router)
     app.include_router(graphql_router(), tags=["graphql"])
 

@@ -1,7 +1,9 @@
 """Who may do what: API keys grant roles, and every REST route and GraphQL field asks for one role.
 
 A role is *open* while no key for it is configured (a server with no keys at all is open to everyone). A
-key grants its own role and the roles below it: the write key may also read. Keys are compared in
+key grants its own role and the roles below it: the write key may also read, the admin key (experiments)
+may also write. The admin role is never more open than writing: without an admin key, it needs the write
+key whenever a write key is configured. Keys are compared in
 constant time, all of them on every request, so neither the timing nor the order of the keys tells which
 one almost matched.
 """
@@ -21,13 +23,17 @@ from freshrec.errors import InvalidInput
 class Role(enum.Enum):
     READ = "read"
     WRITE = "write"
+    ADMIN = "admin"
 
 
 #: the roles a key of each role also holds
 IMPLIES: dict[Role, frozenset[Role]] = {
     Role.READ: frozenset({Role.READ}),
     Role.WRITE: frozenset({Role.READ, Role.WRITE}),
+    Role.ADMIN: frozenset({Role.READ, Role.WRITE, Role.ADMIN}),
 }
+#: the role whose key stands in for a role that has no key of its own
+STANDS_IN: dict[Role, Role] = {Role.ADMIN: Role.WRITE}
 
 
 def _digest(secret: str) -> bytes:
@@ -43,12 +49,21 @@ class KeyRing:
 
     @classmethod
     def from_settings(cls, server: ServerSettings) -> KeyRing:
-        keys = [(server.read_key, Role.READ), (server.write_key, Role.WRITE)]
+        keys = [(server.read_key, Role.READ), (server.write_key, Role.WRITE), (server.admin_key, Role.ADMIN)]
         return cls(tuple((_digest(key), role) for key, role in keys if key is not None))
 
     def protected(self, role: Role) -> bool:
-        """Whether ``role`` needs a key (some key was configured for it)."""
+        """Whether ``role`` needs a key (one was configured for it, or for the role standing in for it)."""
+        return self._configured(role) or (role in STANDS_IN and self.protected(STANDS_IN[role]))
+
+    def _configured(self, role: Role) -> bool:
         return any(own is role for _, own in self.keys)
+
+    def _accepted(self, role: Role) -> Role:
+        """The role a key must grant to act as ``role``."""
+        if role in STANDS_IN and not self._configured(role):
+            return self._accepted(STANDS_IN[role])
+        return role
 
     def roles_of(self, presented: str | None) -> frozenset[Role]:
         """The roles the presented key grants (none for no key or an unknown one)."""
@@ -66,7 +81,7 @@ class KeyRing:
         if not self.protected(needed):
             return
         roles = self.roles_of(presented)
-        if needed in roles:
+        if needed in roles or self._accepted(needed) in roles:
             return
         if not roles:
             raise InvalidInput(

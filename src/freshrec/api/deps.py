@@ -46,6 +46,10 @@ def require_write(request: Request) -> None:
     authorize(request.headers, runtime(request).engine.settings.server, Role.WRITE)
 
 
+def require_admin(request: Request) -> None:
+    authorize(request.headers, runtime(request).engine.settings.server, Role.ADMIN)
+
+
 def require_read(request: Request) -> None:
     """The read role; then the runtime's mirrors are brought up to date (distributed mode)."""
     rt = runtime(request)

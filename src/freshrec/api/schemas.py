@@ -37,6 +37,10 @@ class Recommendations(BaseModel):
     user_id: str
     strategy: str
     request_id: str
+    experiment: str | None = Field(None, description="With ?experiment= or ?surface=: the experiment.")
+    variant: str | None = Field(
+        None, description="The user's variant; null when the experiment has ended (its baseline answered)."
+    )
     items: list[RecommendedItem]
 
 

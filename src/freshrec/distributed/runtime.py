@@ -39,6 +39,7 @@ LAST_ANSWERS = 10_000
 
 class DistributedRuntime(Runtime):
     applied_on_ack = False
+    experiments_supported = False  # exposures are not shared by the replicas yet
     unavailable_errors = UNAVAILABLE
 
     def __init__(self, engine: Engine, shared: StoreCatalog, publisher: Publisher) -> None:
