@@ -451,17 +451,17 @@ def worker(
 @main.command("eval")
 @click.option(
     "--dataset",
-    type=click.Choice(["movielens", "datasqrl", "events"]),
+    type=click.Choice(["movielens", "datasqrl", "events", "shop"]),
     required=True,
     help="movielens (GroupLens layouts or RecBole atomic files), datasqrl (clickstream example), "
-    "events (freshrec JSON lines / CSV).",
+    "events (freshrec JSON lines / CSV), shop (the demo's generated shop; no --path).",
 )
 @click.option(
     "--path",
     "path",
     type=click.Path(exists=True, path_type=Path),
-    required=True,
-    help="The data set's directory or file.",
+    default=None,
+    help="The data set's directory or file (not for shop).",
 )
 @click.option(
     "--report", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Markdown report."
@@ -512,7 +512,7 @@ def worker(
 @config_option
 def evaluate(
     dataset: str,
-    path: Path,
+    path: Path | None,
     report: Path | None,
     json_out: Path | None,
     strategies: str | None,
@@ -548,9 +548,11 @@ def evaluate(
     bad = [m for m in wanted_modes if m not in ("fresh", "stale")]
     if bad or not wanted_modes:
         raise click.BadParameter(f"modes must be fresh and/or stale, got {modes!r}", param_hint="--modes")
+    if path is None and dataset != "shop":
+        raise click.UsageError(f"--path is required for --dataset {dataset}")
     options = EvalOptions(
         dataset=dataset,
-        path=path,
+        path=path if path is not None else Path("."),
         strategies=chosen,
         k=k,
         sample=sample,
