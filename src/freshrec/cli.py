@@ -316,7 +316,9 @@ def demo(
 def train(
     url: str | None, data_dir: Path | None, api_key: str | None, state: str | None, config: Path | None
 ) -> None:
-    """(Re)train the CF model (ALS) on every event so far. Item embeddings are computed on upsert."""
+    """(Re)train the CF model (ALS) on every event so far, and the ranker of hybrid from a replay of the log.
+
+    Item embeddings are computed on upsert."""
     import httpx
 
     from freshrec.storage.datadir import DataDir
@@ -339,6 +341,8 @@ def train(
         if response.status_code != 200:
             raise click.ClickException(f"{url} answered {response.status_code}: {response.text[:500]}")
         _print_model(response.json().get("model"))
+        if response.json().get("ranker"):
+            _print_ranker(response.json()["ranker"])
         return
     assert data_dir is not None
     if not data_dir.exists():
@@ -350,6 +354,7 @@ def train(
         datadir = DataDir(data_dir, settings)
     except DataDirLocked as exc:
         raise click.ClickException(str(exc)) from None
+    ranker = None
     try:
         with console.status(f"loading {data_dir} ..."):
             engine = datadir.open_engine()
@@ -358,11 +363,46 @@ def train(
         with Progress(*columns, console=console) as bars:
             task = bars.add_task("train", total=settings.cf.iterations)
             model = engine.cf.fit(data, lambda done, total: bars.update(task, completed=done, total=total))
+        if settings.ranker.enabled:
+            ranker = _train_ranker(engine, datadir, settings)
     finally:
         datadir.close(snapshot=False)
     if model is None:
         raise click.ClickException(f"{data_dir} has no interactions to learn from")
     _print_model(model.info.to_json())
+    if ranker is not None:
+        _print_ranker(ranker)
+
+
+def _train_ranker(engine: Any, datadir: Any, settings: Settings) -> dict[str, Any] | None:
+    """The hybrid ranker trained from a replay of the data directory's log (saved beside the CF model)."""
+    from freshrec.ranker.service import catalog_records
+
+    events = datadir.logged_events()
+    items, dim = catalog_records(engine)
+    columns = (
+        TextColumn("ranker: replaying the log"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bars:
+        task = bars.add_task("replay", total=None)
+        model = engine.ranker.train(
+            settings, items, events, dim, lambda done, total: bars.update(task, completed=done, total=total)
+        )
+    return None if model is None else model.info.to_json()
+
+
+def _print_ranker(info: dict[str, Any]) -> None:
+    metrics = info.get("metrics", {})
+    best = metrics.get("best_source_metrics", {})
+    console.print(
+        f"ranker v{info['version']}: {info['trees']} trees from {info['queries']:,} replay points of "
+        f"{info['events']:,} events in {info['seconds']:.1f}s; held out: HR@10 {metrics.get('hr@10')}, "
+        f"nDCG@10 {metrics.get('ndcg@10')} (best single source {metrics.get('best_source')}: "
+        f"HR@10 {best.get('hr@10')}, nDCG@10 {best.get('ndcg@10')})"
+    )
 
 
 def _train_shared(settings: Settings) -> None:

@@ -23,10 +23,10 @@ from freshrec.config import Settings
 from freshrec.content import ContentIndex
 from freshrec.errors import FieldProblem, InvalidInput, NotFound
 from freshrec.events import Event, validate_events
+from freshrec.ranker.service import RankerService
 from freshrec.ranking.base import Features, ItemStrategy, Recommendation, Request, Strategy
 from freshrec.ranking.cf import CollaborativeFiltering
 from freshrec.ranking.content import SimilarContent
-from freshrec.ranker.service import RankerService
 from freshrec.ranking.features import FeatureSources
 from freshrec.ranking.hybrid import Hybrid
 from freshrec.ranking.learned import LearnedRanking

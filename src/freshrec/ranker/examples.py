@@ -37,7 +37,9 @@ class Examples:
     ranks: npt.NDArray[np.float32]  # (rows, sources): each source's rank of the row (for comparisons)
     events: int
     points: int = 0  # replay points asked (some have no positive among the candidates)
-    times: list[float] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # of each group's replay point
+    at: list[int] = field(default_factory=list)  # each group's replay point: its index in time order
+    item_ids: list[str] = field(default_factory=list)  # the candidate of every row
 
     @property
     def queries(self) -> int:
@@ -51,7 +53,9 @@ def shadow_settings(settings: Settings, dim: int | None) -> Settings:
     )
     cf = settings.cf.model_copy(update={"retrain_every_seconds": 0.0})
     ranker = settings.ranker.model_copy(update={"enabled": False})
-    return settings.model_copy(update={"clock": "event", "embeddings": embeddings, "cf": cf, "ranker": ranker})
+    return settings.model_copy(
+        update={"clock": "event", "embeddings": embeddings, "cf": cf, "ranker": ranker}
+    )
 
 
 def replay_points(events: Sequence[Event], settings: Settings) -> tuple[list[int], dict[int, list[str]]]:
@@ -85,14 +89,18 @@ def replay_examples(
     progress: Progress | None = None,
 ) -> Examples:
     """Examples from replaying ``events`` (any order; replayed by timestamp) over the catalog ``items``
-    (with ``embedding`` when ``dim`` is given)."""
+    (with ``embedding`` when ``dim`` is given, and ``created_at`` when known)."""
     from freshrec.engine import Engine  # the engine holds a ranker service: imported late
 
     ordered = sorted(events, key=lambda e: e.ts)
     points, positives = replay_points(ordered, settings)
     shadow = Engine(shadow_settings(settings, dim))
-    for start in range(0, len(items), 1000):
-        shadow.upsert_items(items[start : start + 1000])
+    created = {i["item_id"]: i["created_at"] for i in items if "created_at" in i}
+    records = [{k: v for k, v in i.items() if k != "created_at"} for i in items] if created else items
+    for start in range(0, len(records), 1000):
+        shadow.upsert_items(records[start : start + 1000])
+    for item_id, at in created.items():  # the live catalog's creation times, so item ages are the same
+        shadow.catalog.items[item_id].created_at = float(at)
     s = settings.ranker
     depth = s.candidates_per_source
     first = points[0] if points else len(ordered)
@@ -103,6 +111,8 @@ def replay_examples(
     ranks: list[npt.NDArray[np.float32]] = []
     groups: list[int] = []
     times: list[float] = []
+    at: list[int] = []
+    item_ids: list[str] = []
     applied = 0
     batch = settings.events.max_batch
     hybrid = shadow.strategies
@@ -132,7 +142,7 @@ def replay_examples(
         )
         candidates = gather(shadow.features, hybrid, shadow.item_strategies, request, depth)
         wanted = positives[point]
-        label = {item: 1 for item in wanted[1:]}
+        label = dict.fromkeys(wanted[1:], 1)
         label[wanted[0]] = 2
         y = np.fromiter((label.get(i, 0) for i in candidates.item_ids), dtype=np.int32, count=len(candidates))
         if progress is not None:
@@ -144,6 +154,8 @@ def replay_examples(
         ranks.append(candidates.ranks.T.copy())
         groups.append(len(candidates))
         times.append(event.ts)
+        at.append(point)
+        item_ids.extend(candidates.item_ids)
     width = len(FEATURES)
     return Examples(
         x=np.concatenate(xs) if xs else np.zeros((0, width), dtype=np.float32),
@@ -153,5 +165,6 @@ def replay_examples(
         events=len(ordered),
         points=len(points),
         times=times,
+        at=at,
+        item_ids=item_ids,
     )
-

@@ -116,6 +116,7 @@ def catalog_records(engine: Any) -> tuple[list[dict[str, Any]], int | None]:
         if item.observed:
             continue  # items first seen in events are observed again in the replay
         record = {k: v for k, v in item.to_json().items() if k in ITEM_FIELDS and v is not None}
+        record["created_at"] = item.created_at
         if vectors is not None:
             v = vectors.vector(item.item_id)
             if v is not None:

@@ -7,8 +7,11 @@ same figures for the best single source ranking the same candidates).
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -45,7 +48,7 @@ def group_metrics(
 
 def _split(ex: Examples) -> tuple[int, int]:
     """(groups, rows) of the training part; the rest is held out."""
-    held = int(math.ceil(len(ex.groups) * HELD_OUT)) if len(ex.groups) >= 10 else 0
+    held = math.ceil(len(ex.groups) * HELD_OUT) if len(ex.groups) >= 10 else 0
     train_groups = len(ex.groups) - held
     return train_groups, int(sum(ex.groups[:train_groups]))
 
@@ -74,8 +77,8 @@ def fit(ex: Examples, settings: RankerSettings, version: int = 1) -> RankerModel
     train = lgb.Dataset(
         ex.x[:train_rows], ex.y[:train_rows], group=ex.groups[:train_groups], feature_name=names
     )
-    valid_sets = []
-    callbacks = []
+    valid_sets: list[lgb.Dataset] = []
+    callbacks: list[Callable[..., Any]] = []
     if train_groups < len(ex.groups):
         valid = lgb.Dataset(
             ex.x[train_rows:], ex.y[train_rows:], group=ex.groups[train_groups:], reference=train
@@ -103,21 +106,23 @@ def fit(ex: Examples, settings: RankerSettings, version: int = 1) -> RankerModel
     return model
 
 
-def held_out_metrics(model: RankerModel, ex: Examples, train_groups: int, train_rows: int) -> dict[str, object]:
+def held_out_metrics(
+    model: RankerModel, ex: Examples, train_groups: int, train_rows: int
+) -> dict[str, object]:
     """The ranker and every single source on the held-out replay points (the same candidates)."""
     if train_groups >= len(ex.groups):
         return {"held_out_queries": 0}
     bounds = np.cumsum([train_rows, *ex.groups[train_groups:]])
-    labels = [ex.y[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    labels = [ex.y[a:b] for a, b in itertools.pairwise(bounds)]
     scores = model.predict(ex.x[train_rows:])
     ranker_orders = []
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in itertools.pairwise(bounds):
         ranker_orders.append(np.argsort(-scores[a - train_rows : b - train_rows], kind="stable"))
     out: dict[str, object] = {"held_out_queries": len(labels), **group_metrics(ranker_orders, labels)}
     sources: dict[str, dict[str, float]] = {}
     for s, name in enumerate(SOURCES):
         orders = []
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        for a, b in itertools.pairwise(bounds):
             r = ex.ranks[a:b, s]
             orders.append(np.argsort(np.where(np.isnan(r), np.inf, r), kind="stable"))
         sources[name] = group_metrics(orders, labels)

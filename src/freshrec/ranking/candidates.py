@@ -8,6 +8,7 @@ source did not propose the item).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -34,7 +35,7 @@ class Candidates:
     def sources_of(self, at: int) -> dict[str, int]:
         """``source -> rank`` of the sources that proposed candidate ``at``."""
         ranks = self.ranks[:, at]
-        return {name: int(r) for name, r in zip(SOURCES, ranks.tolist(), strict=True) if r == r}
+        return {name: int(r) for name, r in zip(SOURCES, ranks.tolist(), strict=True) if not math.isnan(r)}
 
 
 def _last_items(features: Features, user_id: str, n: int) -> list[str]:

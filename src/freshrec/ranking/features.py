@@ -23,6 +23,7 @@ from freshrec.ranking.base import Features
 from freshrec.ranking.candidates import SOURCES, Candidates
 from freshrec.vectors.base import VectorIndex
 from freshrec.views.base import InteractionsReader
+from freshrec.views.columnar.reads import co_visit_matrix, popularities
 from freshrec.views.interest import UserInterest
 
 LAST_ITEMS = 5  # co-visits are counted from the user's last distinct items
@@ -63,12 +64,28 @@ class FeatureSources:
     interest: UserInterest | None = None
 
 
-def _broadcast(keys: Sequence[str | None], values: dict[str, float], scale: float = 1.0) -> FloatMatrix:
-    """``values[key] / scale`` for every key (0 when absent), one dict read per distinct key."""
-    distinct: dict[str | None, int] = {}
-    codes = np.fromiter((distinct.setdefault(k, len(distinct)) for k in keys), dtype=np.int64, count=len(keys))
-    table = np.array([values.get(k, 0.0) if k is not None else 0.0 for k in distinct], dtype=np.float64)
-    return (table[codes] / scale).astype(np.float32) if len(keys) else np.zeros(0, dtype=np.float32)
+@dataclass(slots=True)
+class Keys:
+    """One attribute of the candidates (category, brand, tier) as codes into its distinct values."""
+
+    codes: npt.NDArray[np.int64]
+    names: list[str | None]
+
+    @classmethod
+    def of(cls, keys: Sequence[str | None]) -> Keys:
+        distinct: dict[str | None, int] = {}
+        codes = np.fromiter(
+            (distinct.setdefault(k, len(distinct)) for k in keys), dtype=np.int64, count=len(keys)
+        )
+        return cls(codes, list(distinct))
+
+    def lookup(self, values: dict[str, float], scale: float = 1.0, missing: float = 0.0) -> FloatMatrix:
+        """``values[key] / scale`` for every candidate (``missing`` when absent), one read per key."""
+        table = np.array(
+            [values[k] / scale if k is not None and k in values else missing for k in self.names],
+            dtype=np.float64,
+        )
+        return table[self.codes].astype(np.float32)
 
 
 def _share(values: dict[str, float]) -> float:
@@ -92,25 +109,24 @@ def build(sources: FeatureSources, user_id: str, now: float, candidates: Candida
 
     items = f.catalog.items
     known = [items.get(i) for i in ids]
-    categories = [it.category if it is not None else None for it in known]
-    brands = [it.brand if it is not None else None for it in known]
-    tiers = [f.catalog.tiers.of(it.price) if it is not None else None for it in known]
+    categories = Keys.of([it.category if it is not None else None for it in known])
+    brands = Keys.of([it.brand if it is not None else None for it in known])
+    tier_of = f.catalog.tiers.of
+    tiers = Keys.of([tier_of(it.price) if it is not None else None for it in known])
 
     profile = f.category_profile.affinities(store, user_id)
-    x[:, INDEX["category_affinity"]] = _broadcast(categories, profile, _share(profile))
+    x[:, INDEX["category_affinity"]] = categories.lookup(profile, _share(profile))
     week = f.category_affinity.current_affinities(store, user_id, now)
-    x[:, INDEX["category_affinity_week"]] = _broadcast(categories, week, _share(week))
+    x[:, INDEX["category_affinity_week"]] = categories.lookup(week, _share(week))
     recent = f.recent_activity.recent_scores(store, user_id, now)
-    x[:, INDEX["category_recent"]] = _broadcast(categories, recent)
-    x[:, INDEX["category_recent_share"]] = _broadcast(categories, recent, _share(recent))
+    x[:, INDEX["category_recent"]] = categories.lookup(recent)
+    x[:, INDEX["category_recent_share"]] = categories.lookup(recent, _share(recent))
     brand = f.brand_profile.affinities(store, user_id)
-    x[:, INDEX["brand_affinity"]] = _broadcast(brands, brand, _share(brand))
+    x[:, INDEX["brand_affinity"]] = brands.lookup(brand, _share(brand))
     rates = {t: r for t, r in f.price_sensitivity.conversion_rates(store, user_id).items() if r is not None}
-    conversion = _broadcast(tiers, rates)
-    has_rate = np.fromiter((t in rates for t in tiers), dtype=bool, count=n)
-    x[:, INDEX["tier_conversion"]] = np.where(has_rate, conversion, np.nan)
+    x[:, INDEX["tier_conversion"]] = tiers.lookup(rates, missing=math.nan)
 
-    x[:, INDEX["popularity"]] = np.log1p(np.asarray(f.pops(ids), dtype=np.float32))
+    x[:, INDEX["popularity"]] = np.log1p(popularities(f.popularity, store, ids))
     window = f.trending.current_window(now)
     trend = [f.trending.score(store, window, i) for i in ids]
     x[:, INDEX["trending"]] = np.array([math.nan if t is None else t for t in trend], dtype=np.float32)
@@ -126,19 +142,16 @@ def build(sources: FeatureSources, user_id: str, now: float, candidates: Candida
             last_seen[it.category] = max(last_seen.get(it.category, ts), ts)
     x[:, INDEX["user_events"]] = len(history)
     if last:
-        frequencies = np.array(
-            [[v or 0.0 for v in f.co_visits.frequencies(store, last, i)] for i in ids], dtype=np.float32
-        )
+        frequencies = co_visit_matrix(f.co_visits, store, last, ids)
         x[:, INDEX["covisit_last_items"]] = frequencies.sum(axis=1)
         x[:, INDEX["covisit_last_item"]] = frequencies[:, 0]
         first = items.get(last[0])
         if first is not None and first.category is not None:
-            x[:, INDEX["same_category_as_last"]] = [c == first.category for c in categories]
-    seen = _broadcast(categories, last_seen)
-    has_seen = np.fromiter((c in last_seen for c in categories), dtype=bool, count=n)
-    x[:, INDEX["category_last_seen"]] = np.where(has_seen, now - seen, np.nan)
+            x[:, INDEX["same_category_as_last"]] = categories.lookup({first.category: 1.0})
+    x[:, INDEX["category_last_seen"]] = now - categories.lookup(last_seen, missing=math.nan)
     created = np.array([it.created_at if it is not None else 0.0 for it in known], dtype=np.float64)
-    x[:, INDEX["item_age"]] = np.where(created > 0.0, now - created, np.nan)
+    # an item created "after" now (a catalog loaded before a replay of older events) has no age
+    x[:, INDEX["item_age"]] = np.where((created > 0.0) & (created <= now), now - created, np.nan)
 
     x[:, INDEX["cf_prediction"]] = _cf_scores(sources, user_id, ids)
     x[:, INDEX["content_similarity"]] = _similarities(sources, user_id, ids)

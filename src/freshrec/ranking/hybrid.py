@@ -44,10 +44,7 @@ class Hybrid:
                     rec.reasons = {"cold_start": "trending", **(rec.reasons or {})}
             return out
         ranked = self.learned.rank(request, self.strategies) if self.learned is not None else None
-        if ranked is not None:
-            out = ranked
-        else:
-            out = self._with_intent(request, self._blend(request))
+        out = ranked if ranked is not None else self._with_intent(request, self._blend(request))
         if len(out) < request.k:
             taken = {r.item_id for r in out}
             for name in s.hybrid_fallback:

@@ -17,6 +17,8 @@ from typing import IO, Any
 
 from freshrec.config import Settings
 from freshrec.engine import Engine, SnapshotVersionError
+from freshrec.events import Event
+from freshrec.ranker.service import log_events
 from freshrec.storage.log import EventLog, Position, _fsync_dir
 
 log = logging.getLogger(__name__)
@@ -60,11 +62,16 @@ class DataDir:
         self.log.append(records)
         self.records_since_snapshot += sum(_size(r) for r in records)
 
+    def logged_events(self) -> list[Event]:
+        """Every event of the log, in log order (the ranker's training replay reads them)."""
+        return log_events(record for record, _ in self.log.read_from(Position(0, 0)))
+
     # -- lifecycle ----------------------------------------------------------------------------------
     def open_engine(self, progress: Callable[[int], None] | None = None) -> Engine:
         """An engine holding this directory's state: newest snapshot + log tail; journaling from now on."""
         engine = Engine(self.settings)
         engine.cf.attach(self.path / "models")
+        engine.ranker.attach(self.path / "models")
         start = Position(0, 0)
         newest = self._newest_snapshot()
         if newest is not None:
@@ -77,6 +84,7 @@ class DataDir:
                 log.warning("%s: %s; replaying the whole log instead", path.name, exc)
                 engine = Engine(self.settings)
                 engine.cf.attach(self.path / "models")
+                engine.ranker.attach(self.path / "models")
                 start = Position(0, 0)
         replayed = 0
         for record, _ in self.log.read_from(start):
