@@ -210,6 +210,9 @@ class RankerSettings(BaseModel):
         0.2, ge=0.0, lt=1.0, description="Training: share of the log replayed before the first replay point."
     )
     next_items: int = Field(10, ge=1, description="Training: the user's next N new items are positives.")
+    returning_share: float = Field(
+        0.5, ge=0.0, le=1.0, description="Training: share of replay points for returning (idle) users."
+    )
     cf_checkpoints: int = Field(4, ge=1, description="Training: CF retrains inside the training replay.")
     trees: int = Field(300, ge=1)
     leaves: int = Field(31, ge=2)

@@ -23,7 +23,7 @@ from freshrec.ranking.candidates import SOURCES
 from freshrec.ranking.features import FEATURES
 
 START = 1_700_000_000.0
-RANKER = {"max_queries": 10_000, "min_data_in_leaf": 5, "trees": 40, "cf_checkpoints": 2, "warmup": 0.3}
+RANKER = {"max_queries": 600, "min_data_in_leaf": 5, "trees": 40, "cf_checkpoints": 2, "warmup": 0.3}
 
 
 def settings(**ranker: Any) -> Settings:
@@ -72,11 +72,14 @@ def test_features_of_a_replay_point_do_not_depend_on_later_events() -> None:
         else dataclasses.replace(e, user_id=users[(n * 7) % len(users)], item_id=ids[(n * 13) % len(ids)])
         for n, e in enumerate(events)
     ]
-    a = replay_examples(settings(), items, events)
-    b = replay_examples(settings(), items, changed)
+    # every in-session point is taken (no sampling), so both replays have the same ones before the cut
+    every = settings(max_queries=10_000, returning_share=0.1)
+    a = replay_examples(every, items, events)
+    b = replay_examples(every, items, changed)
     rows_a = _rows_by_point(a)
     rows_b = _rows_by_point(b)
     before = [p for p, t in zip(a.at, a.times, strict=True) if t < cut and p in rows_b]
+    assert len({user for _, user in before}) >= 5
     assert len(before) >= 20
     for point in before:
         np.testing.assert_array_equal(rows_a[point], rows_b[point])
@@ -86,12 +89,12 @@ def test_features_of_a_replay_point_do_not_depend_on_later_events() -> None:
     assert any(not np.array_equal(labels_a[p], labels_b[p]) for p in before)
 
 
-def _rows_by_point(ex: Any) -> dict[int, np.ndarray]:
+def _rows_by_point(ex: Any) -> dict[tuple[int, str], np.ndarray]:
     bounds = np.cumsum([0, *ex.groups])
     return {p: ex.x[bounds[n] : bounds[n + 1]] for n, p in enumerate(ex.at)}
 
 
-def _labels_by_point(ex: Any) -> dict[int, np.ndarray]:
+def _labels_by_point(ex: Any) -> dict[tuple[int, str], np.ndarray]:
     bounds = np.cumsum([0, *ex.groups])
     return {p: ex.y[bounds[n] : bounds[n + 1]] for n, p in enumerate(ex.at)}
 
@@ -101,8 +104,9 @@ def test_labels_are_the_next_items_of_the_user() -> None:
     ex = replay_examples(settings(next_items=3), items, events)
     ordered = sorted(events, key=lambda e: e.ts)
     bounds = np.cumsum([0, *ex.groups])
-    for n, point in enumerate(ex.at[:50]):
-        user = ordered[point].user_id
+    assert any(ordered[at].user_id != user for at, user in ex.at)  # returning users
+    assert any(ordered[at].user_id == user for at, user in ex.at)  # in session
+    for n, (point, user) in enumerate(ex.at[:80]):
         before = {e.item_id for e in ordered[:point] if e.user_id == user}
         upcoming: list[str] = []
         for e in ordered[point:]:
@@ -110,7 +114,8 @@ def test_labels_are_the_next_items_of_the_user() -> None:
                 upcoming.append(e.item_id)
         y = ex.y[bounds[n] : bounds[n + 1]]
         candidates = ex.item_ids[bounds[n] : bounds[n + 1]]
-        assert ordered[point].item_id == upcoming[0]
+        if ordered[point].user_id == user and ordered[point].item_id not in before:
+            assert ordered[point].item_id == upcoming[0]
         expected = [2 if i == upcoming[0] else 1 if i in upcoming[1:3] else 0 for i in candidates]
         assert y.tolist() == expected
         assert not before & set(candidates)  # what the user already touched is never a candidate

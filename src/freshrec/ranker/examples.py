@@ -1,15 +1,16 @@
 """Training examples for the ranker from a time-ordered replay of the log (no leakage).
 
-A shadow engine replays the events in timestamp order. At sampled *replay points* — an event whose item
-is new to its user — the engine has applied exactly the events before that point, so the candidates and
-their features are what a request at that moment would have seen; only then is the point's event applied.
-The labels come from the future: 2 for the point's own item (the next item), 1 for the user's following
-``next_items - 1`` new items, 0 for every other candidate. The CF model of the shadow engine is retrained
+A shadow engine replays the events in timestamp order. At sampled *replay points* (:func:`replay_points`)
+the engine has applied exactly the events before that point, so the candidates and their features are what
+a request at that moment would have seen; only then is the point's event applied. The labels come from the
+future: 2 for the user's next new item, 1 for their following ``next_items - 1`` new items, 0 for every
+other candidate. The CF model of the shadow engine is retrained
 from what it has applied at a few checkpoints, so CF scores never know the future either.
 """
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -38,7 +39,8 @@ class Examples:
     events: int
     points: int = 0  # replay points asked (some have no positive among the candidates)
     times: list[float] = field(default_factory=list)  # of each group's replay point
-    at: list[int] = field(default_factory=list)  # each group's replay point: its index in time order
+    #: each group's replay point: (index of the event it comes before, in time order; user)
+    at: list[tuple[int, str]] = field(default_factory=list)
     item_ids: list[str] = field(default_factory=list)  # the candidate of every row
 
     @property
@@ -58,27 +60,58 @@ def shadow_settings(settings: Settings, dim: int | None) -> Settings:
     )
 
 
-def replay_points(events: Sequence[Event], settings: Settings) -> tuple[list[int], dict[int, list[str]]]:
-    """The sampled replay points (indices into ``events``) and each one's positives, in order."""
+@dataclass(slots=True, frozen=True)
+class Point:
+    """A moment of the replay to rank for: the state before ``events[at]``, one user, their next items."""
+
+    at: int
+    user: str
+    positives: tuple[str, ...]  # the user's next new items from ``at`` on, the nearest first
+
+
+def replay_points(events: Sequence[Event], settings: Settings) -> list[Point]:
+    """The sampled replay points, in time order.
+
+    Two kinds, ``returning_share`` of the second: *in-session* points (an event whose item is new to its
+    user: rank before it happens) and *returning* points (a moment of the log and a user with history
+    before it and new items after it, who is not necessarily active then: a request of a user coming
+    back later).
+    """
     s = settings.ranker
     touched: dict[str, set[str]] = defaultdict(set)
     new_of_user: dict[str, list[int]] = defaultdict(list)
+    first_of_user: dict[str, int] = {}
     for n, e in enumerate(events):
+        first_of_user.setdefault(e.user_id, n)
         if e.item_id not in touched[e.user_id]:
             touched[e.user_id].add(e.item_id)
             new_of_user[e.user_id].append(n)
     start = int(len(events) * s.warmup)
-    positives: dict[int, list[str]] = {}
-    for indices in new_of_user.values():
+
+    def point(at: int, user: str, offset: int) -> Point:
+        following = new_of_user[user][offset : offset + s.next_items]
+        return Point(at, user, tuple(events[j].item_id for j in following))
+
+    in_session: list[Point] = []
+    for user, indices in new_of_user.items():
         # a user's first event has no history to rank from
-        for at in range(1, len(indices)):
-            if indices[at] >= start:
-                following = indices[at : at + s.next_items]
-                positives[indices[at]] = [events[j].item_id for j in following]
-    eligible = sorted(positives)
-    if len(eligible) > s.max_queries:
-        eligible = sorted(random.Random(s.seed).sample(eligible, s.max_queries))
-    return eligible, {p: positives[p] for p in eligible}
+        in_session.extend(point(indices[o], user, o) for o in range(1, len(indices)) if indices[o] >= start)
+    rng = random.Random(s.seed)
+    returning_wanted = int(round(s.max_queries * s.returning_share))
+    session_wanted = s.max_queries - returning_wanted
+    if len(in_session) > session_wanted:
+        in_session = rng.sample(in_session, session_wanted)
+    returning: list[Point] = []
+    users = sorted(new_of_user)
+    tries = 0
+    while len(returning) < returning_wanted and tries < 20 * returning_wanted and start < len(events):
+        tries += 1
+        at = rng.randrange(start, len(events))
+        user = users[rng.randrange(len(users))]
+        later = bisect.bisect_left(new_of_user[user], at)
+        if first_of_user[user] < at and later < len(new_of_user[user]):
+            returning.append(point(at, user, later))
+    return sorted(in_session + returning, key=lambda p: (p.at, p.user))
 
 
 def replay_examples(
@@ -93,7 +126,7 @@ def replay_examples(
     from freshrec.engine import Engine  # the engine holds a ranker service: imported late
 
     ordered = sorted(events, key=lambda e: e.ts)
-    points, positives = replay_points(ordered, settings)
+    points = replay_points(ordered, settings)
     shadow = Engine(shadow_settings(settings, dim))
     created = {i["item_id"]: i["created_at"] for i in items if "created_at" in i}
     records = [{k: v for k, v in i.items() if k != "created_at"} for i in items] if created else items
@@ -103,7 +136,7 @@ def replay_examples(
         shadow.catalog.items[item_id].created_at = float(at)
     s = settings.ranker
     depth = s.candidates_per_source
-    first = points[0] if points else len(ordered)
+    first = int(len(ordered) * s.warmup)
     checkpoints = [first + (len(ordered) - first) * j // s.cf_checkpoints for j in range(s.cf_checkpoints)]
     touched: dict[str, set[str]] = defaultdict(set)
     xs: list[npt.NDArray[np.float32]] = []
@@ -111,26 +144,27 @@ def replay_examples(
     ranks: list[npt.NDArray[np.float32]] = []
     groups: list[int] = []
     times: list[float] = []
-    at: list[int] = []
+    at: list[tuple[int, str]] = []
     item_ids: list[str] = []
     applied = 0
     batch = settings.events.max_batch
     hybrid = shadow.strategies
-    for done, point in enumerate(points):
-        while applied < point:
-            upto = min(point, applied + batch)
+    for done, p in enumerate(points):
+        point = p.at
+        while applied < point or (checkpoints and checkpoints[0] <= point):
+            if checkpoints and checkpoints[0] <= applied:
+                # CF retrained on exactly the events before the checkpoint, whatever the points are
+                checkpoints.pop(0)
+                if shadow.cf.settings.enabled:
+                    shadow.cf.fit(shadow.cf.collect(shadow.store, shadow.applied_events))
+                continue
+            upto = min(point, applied + batch, checkpoints[0] if checkpoints else point)
             chunk = ordered[applied:upto]
             shadow.apply_events(shadow.new_events(chunk))
             for e in chunk:
                 touched[e.user_id].add(e.item_id)
             applied = upto
-        if checkpoints and point >= checkpoints[0]:
-            while checkpoints and point >= checkpoints[0]:
-                checkpoints.pop(0)
-            if shadow.cf.settings.enabled:
-                shadow.cf.fit(shadow.cf.collect(shadow.store, shadow.applied_events))
-        event = ordered[point]
-        user = event.user_id
+        user = p.user
         if not shadow.features.history.has_history(shadow.store, user):
             continue
         request = Request(
@@ -141,9 +175,8 @@ def replay_examples(
             exclude=frozenset(touched[user]),
         )
         candidates = gather(shadow.features, hybrid, shadow.item_strategies, request, depth)
-        wanted = positives[point]
-        label = dict.fromkeys(wanted[1:], 1)
-        label[wanted[0]] = 2
+        label = dict.fromkeys(p.positives[1:], 1)
+        label[p.positives[0]] = 2
         y = np.fromiter((label.get(i, 0) for i in candidates.item_ids), dtype=np.int32, count=len(candidates))
         if progress is not None:
             progress(done + 1, len(points))
@@ -153,8 +186,8 @@ def replay_examples(
         ys.append(y)
         ranks.append(candidates.ranks.T.copy())
         groups.append(len(candidates))
-        times.append(event.ts)
-        at.append(point)
+        times.append(ordered[point].ts)
+        at.append((point, user))
         item_ids.extend(candidates.item_ids)
     width = len(FEATURES)
     return Examples(

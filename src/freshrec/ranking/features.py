@@ -48,6 +48,7 @@ FEATURES: tuple[str, ...] = (
     "same_category_as_last",
     "item_age",
     "user_events",
+    "user_idle",
 )
 INDEX = {name: n for n, name in enumerate(FEATURES)}
 FloatMatrix = npt.NDArray[np.float32]
@@ -141,6 +142,8 @@ def build(sources: FeatureSources, user_id: str, now: float, candidates: Candida
         if it is not None and it.category is not None:
             last_seen[it.category] = max(last_seen.get(it.category, ts), ts)
     x[:, INDEX["user_events"]] = len(history)
+    if history:
+        x[:, INDEX["user_idle"]] = now - max(ts for _, _, ts in history)
     if last:
         frequencies = co_visit_matrix(f.co_visits, store, last, ids)
         x[:, INDEX["covisit_last_items"]] = frequencies.sum(axis=1)
