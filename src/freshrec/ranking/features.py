@@ -139,7 +139,7 @@ def build(sources: FeatureSources, user_id: str, now: float, candidates: Candida
         if len(last) < LAST_ITEMS and item_id not in last:
             last.append(item_id)
         it = items.get(item_id)
-        if it is not None and it.category is not None:
+        if it is not None and it.category is not None and not it.observed:  # catalog categories only
             last_seen[it.category] = max(last_seen.get(it.category, ts), ts)
     x[:, INDEX["user_events"]] = len(history)
     if history:
@@ -151,7 +151,9 @@ def build(sources: FeatureSources, user_id: str, now: float, candidates: Candida
         first = items.get(last[0])
         if first is not None and first.category is not None:
             x[:, INDEX["same_category_as_last"]] = categories.lookup({first.category: 1.0})
-    x[:, INDEX["category_last_seen"]] = now - categories.lookup(last_seen, missing=math.nan)
+    # seconds ago, in float64 before the float32 matrix (a timestamp itself would lose minutes)
+    ago = {c: now - ts for c, ts in last_seen.items()}
+    x[:, INDEX["category_last_seen"]] = categories.lookup(ago, missing=math.nan)
     created = np.array([it.created_at if it is not None else 0.0 for it in known], dtype=np.float64)
     # an item created "after" now (a catalog loaded before a replay of older events) has no age
     x[:, INDEX["item_age"]] = np.where((created > 0.0) & (created <= now), now - created, np.nan)
