@@ -94,7 +94,8 @@ def test_feature_matrix_equals_sql(order: str) -> None:
             r["category"]: r["ts"]
             for r in query(
                 con,
-                "SELECT i.category, max(h.timestamp) AS ts FROM v_user_history h JOIN items i USING (item_id) "
+                "SELECT i.category, max(h.timestamp) AS ts "
+                "FROM v_user_history h JOIN items i USING (item_id) "
                 "WHERE h.user_id = ? AND i.category IS NOT NULL GROUP BY 1",
                 [user],
             )

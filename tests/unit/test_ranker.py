@@ -1,4 +1,4 @@
-"""The learned ranker of hybrid: training replay without leakage, swap, persistence, fallback, explanations."""
+"""The learned ranker of hybrid: a training replay without leakage, swaps, files, fallback, explanations."""
 
 from __future__ import annotations
 

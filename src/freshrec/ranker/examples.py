@@ -97,7 +97,7 @@ def replay_points(events: Sequence[Event], settings: Settings) -> list[Point]:
         # a user's first event has no history to rank from
         in_session.extend(point(indices[o], user, o) for o in range(1, len(indices)) if indices[o] >= start)
     rng = random.Random(s.seed)
-    returning_wanted = int(round(s.max_queries * s.returning_share))
+    returning_wanted = round(s.max_queries * s.returning_share)
     session_wanted = s.max_queries - returning_wanted
     if len(in_session) > session_wanted:
         in_session = rng.sample(in_session, session_wanted)
@@ -132,8 +132,8 @@ def replay_examples(
     records = [{k: v for k, v in i.items() if k != "created_at"} for i in items] if created else items
     for start in range(0, len(records), 1000):
         shadow.upsert_items(records[start : start + 1000])
-    for item_id, at in created.items():  # the live catalog's creation times, so item ages are the same
-        shadow.catalog.items[item_id].created_at = float(at)
+    for item_id, stamp in created.items():  # the live catalog's creation times: the same item ages
+        shadow.catalog.items[item_id].created_at = float(stamp)
     s = settings.ranker
     depth = s.candidates_per_source
     first = int(len(ordered) * s.warmup)
