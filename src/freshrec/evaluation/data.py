@@ -40,7 +40,8 @@ class EvalData:
 def load(dataset: str, path: Path, settings: Settings, mapping: RatingMapping | None = None) -> EvalData:
     """Read a data set: ``movielens`` (any GroupLens layout or RecBole atomic files), ``datasqrl`` (a
     directory or files of the clickstream example), ``events`` (freshrec JSON lines / CSV files) or
-    ``shop`` (the demo's generated shop: 2,000 products, 200 users over 6 hours; ``path`` is not read).
+    ``shop`` (the demo's generated shop: 2,000 products, 200 users over 6 hours; ``path`` is not read;
+    targets are the first interaction of a user with an item).
 
     Targets (SPEC §8): purchases and clicks; for MovieLens, ratings >= ``mapping.strong_min`` (they become
     ``mapping.strong_type`` events).
@@ -56,9 +57,9 @@ def load(dataset: str, path: Path, settings: Settings, mapping: RatingMapping | 
 
         scenario = generate_scenario(start=SHOP_START)
         records = [dict(e) for e in scenario.events]
-        return EvalData(
-            "shop:generated", scenario.items, _validated(records, settings), frozenset({"purchase", "click"})
-        )
+        # every click or purchase follows a view of the same item, so the discoveries are first views
+        targets = frozenset({"view", "click", "purchase"})
+        return EvalData("shop:generated", scenario.items, _validated(records, settings), targets)
     if dataset in ("datasqrl", "events"):
         files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
         fmt = "datasqrl" if dataset == "datasqrl" else "auto"
