@@ -170,7 +170,7 @@ class Runtime:
         if not ranker.settings.enabled or every <= 0 or self.datadir is None:
             return
         while True:
-            await asyncio.sleep(every if ranker.model is not None else min(every, 60.0))
+            await asyncio.sleep(every)
             applied = self.engine.total_applied()[0]
             trained_on = ranker.model.info.events if ranker.model is not None else 0
             if applied < ranker.settings.min_events or applied <= trained_on or ranker.training:
