@@ -398,7 +398,9 @@ def demo(
 def train(
     url: str | None, data_dir: Path | None, api_key: str | None, state: str | None, config: Path | None
 ) -> None:
-    """(Re)train the CF model (ALS) on every event so far. Item embeddings are computed on upsert."""
+    """(Re)train the CF model (ALS) on every event so far, and the ranker of hybrid from a replay of the log.
+
+    Item embeddings are computed on upsert."""
     import httpx
 
     from freshrec.storage.datadir import DataDir
@@ -421,6 +423,8 @@ def train(
         if response.status_code != 200:
             raise click.ClickException(f"{url} answered {response.status_code}: {response.text[:500]}")
         _print_model(response.json().get("model"))
+        if response.json().get("ranker"):
+            _print_ranker(response.json()["ranker"])
         return
     assert data_dir is not None
     if not data_dir.exists():
@@ -432,6 +436,7 @@ def train(
         datadir = DataDir(data_dir, settings)
     except DataDirLocked as exc:
         raise click.ClickException(str(exc)) from None
+    ranker = None
     try:
         with console.status(f"loading {data_dir} ..."):
             engine = datadir.open_engine()
@@ -440,11 +445,46 @@ def train(
         with Progress(*columns, console=console) as bars:
             task = bars.add_task("train", total=settings.cf.iterations)
             model = engine.cf.fit(data, lambda done, total: bars.update(task, completed=done, total=total))
+        if settings.ranker.enabled:
+            ranker = _train_ranker(engine, datadir, settings)
     finally:
         datadir.close(snapshot=False)
     if model is None:
         raise click.ClickException(f"{data_dir} has no interactions to learn from")
     _print_model(model.info.to_json())
+    if ranker is not None:
+        _print_ranker(ranker)
+
+
+def _train_ranker(engine: Any, datadir: Any, settings: Settings) -> dict[str, Any] | None:
+    """The hybrid ranker trained from a replay of the data directory's log (saved beside the CF model)."""
+    from freshrec.ranker.service import catalog_records
+
+    events = datadir.logged_events()
+    items, dim = catalog_records(engine)
+    columns = (
+        TextColumn("ranker: replaying the log"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bars:
+        task = bars.add_task("replay", total=None)
+        model = engine.ranker.train(
+            settings, items, events, dim, lambda done, total: bars.update(task, completed=done, total=total)
+        )
+    return None if model is None else model.info.to_json()
+
+
+def _print_ranker(info: dict[str, Any]) -> None:
+    metrics = info.get("metrics", {})
+    best = metrics.get("best_source_metrics", {})
+    console.print(
+        f"ranker v{info['version']}: {info['trees']} trees from {info['queries']:,} replay points of "
+        f"{info['events']:,} events in {info['seconds']:.1f}s; held out: HR@10 {metrics.get('hr@10')}, "
+        f"nDCG@10 {metrics.get('ndcg@10')} (best single source {metrics.get('best_source')}: "
+        f"HR@10 {best.get('hr@10')}, nDCG@10 {best.get('ndcg@10')})"
+    )
 
 
 def _train_shared(settings: Settings) -> None:
@@ -533,17 +573,17 @@ def worker(
 @main.command("eval")
 @click.option(
     "--dataset",
-    type=click.Choice(["movielens", "datasqrl", "events"]),
+    type=click.Choice(["movielens", "datasqrl", "events", "shop"]),
     required=True,
     help="movielens (GroupLens layouts or RecBole atomic files), datasqrl (clickstream example), "
-    "events (freshrec JSON lines / CSV).",
+    "events (freshrec JSON lines / CSV), shop (the demo's generated shop; no --path).",
 )
 @click.option(
     "--path",
     "path",
     type=click.Path(exists=True, path_type=Path),
-    required=True,
-    help="The data set's directory or file.",
+    default=None,
+    help="The data set's directory or file (not for shop).",
 )
 @click.option(
     "--report", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Markdown report."
@@ -600,7 +640,7 @@ def worker(
 @config_option
 def evaluate(
     dataset: str,
-    path: Path,
+    path: Path | None,
     report: Path | None,
     json_out: Path | None,
     strategies: str | None,
@@ -621,6 +661,8 @@ def evaluate(
     from rich.markdown import Markdown
 
     if ab is not None:
+        if path is None:
+            raise click.UsageError("--ab replays a data set from files: give its --path")
         _ab_simulation(dataset, path, ab, _settings(config), k, sample, seed, strong_rating, json_out)
         return
 
@@ -641,9 +683,11 @@ def evaluate(
     bad = [m for m in wanted_modes if m not in ("fresh", "stale")]
     if bad or not wanted_modes:
         raise click.BadParameter(f"modes must be fresh and/or stale, got {modes!r}", param_hint="--modes")
+    if path is None and dataset != "shop":
+        raise click.UsageError(f"--path is required for --dataset {dataset}")
     options = EvalOptions(
         dataset=dataset,
-        path=path,
+        path=path if path is not None else Path("."),
         strategies=chosen,
         k=k,
         sample=sample,

@@ -222,6 +222,37 @@ class CFSettings(BaseModel):
     )
 
 
+class RankerSettings(BaseModel):
+    """The learned ranker of ``hybrid``: LightGBM lambdarank over candidates of every source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Train and serve the learned ranker (else the hand-set blend).")
+    candidates_per_source: int = Field(50, ge=1, description="Candidates each source proposes.")
+    max_queries: int = Field(1000, ge=10, description="Training: replay points sampled from the log.")
+    warmup: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Training: share of the log replayed before the first replay point."
+    )
+    next_items: int = Field(10, ge=1, description="Training: the user's next N new items are positives.")
+    returning_share: float = Field(
+        0.5, ge=0.0, le=1.0, description="Training: share of replay points for returning (idle) users."
+    )
+    cf_checkpoints: int = Field(4, ge=1, description="Training: CF retrains inside the training replay.")
+    trees: int = Field(300, ge=1)
+    leaves: int = Field(31, ge=2)
+    learning_rate: float = Field(0.05, gt=0)
+    min_data_in_leaf: int = Field(50, ge=1)
+    threads: int = Field(1, ge=0)
+    seed: int = 0
+    min_events: int = Field(1000, ge=1, description="No training before the log has this many events.")
+    retrain_every_seconds: float = Field(
+        21_600.0, ge=0, description="Retrain in the background this often (0 = only on demand)."
+    )
+    retrain_growth: float = Field(
+        2.0, ge=1.0, description="Replay evaluation: retrain once the log has grown by this factor."
+    )
+
+
 class StorageSettings(BaseModel):
     """The embedded data directory (SPEC §7)."""
 
@@ -329,6 +360,7 @@ class Settings(BaseSettings):
     strategies: StrategySettings = Field(default_factory=StrategySettings)
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     cf: CFSettings = Field(default_factory=CFSettings)
+    ranker: RankerSettings = Field(default_factory=RankerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

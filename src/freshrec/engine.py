@@ -26,11 +26,14 @@ from freshrec.errors import FieldProblem, InvalidInput, NotFound
 from freshrec.events import Event, validate_events
 from freshrec.experiments.registry import OPS as EXPERIMENT_OPS
 from freshrec.experiments.registry import Experiments
+from freshrec.ranker.service import RankerService
 from freshrec.ranking.base import Features, ItemStrategy, Recommendation, Request, Strategy
 from freshrec.ranking.cf import CollaborativeFiltering
 from freshrec.ranking.content import SimilarContent
 from freshrec.ranking.cross_category import CrossCategory
+from freshrec.ranking.features import FeatureSources
 from freshrec.ranking.hybrid import Hybrid
+from freshrec.ranking.learned import LearnedRanking
 from freshrec.ranking.profile import Personalized, Session
 from freshrec.ranking.related import AlsoBought as AlsoBoughtStrategy
 from freshrec.ranking.related import CoVisit
@@ -177,7 +180,13 @@ class Engine:
             cf = CollaborativeFiltering(self.features, self.cf, user_items, user_fallbacks, item_fallbacks)
             strategies["cf"] = cf
             item_strategies["cf"] = cf
-        strategies["hybrid"] = Hybrid(self.features, dict(strategies))
+        self.ranker = RankerService(settings.ranker)
+        vectors = self.content.vectors
+        self.feature_sources = FeatureSources(self.features, self.cf, user_items, vectors, interest)
+        learned = LearnedRanking(self.ranker, self.feature_sources, item_strategies)
+        strategies["hybrid"] = Hybrid(
+            self.features, dict(strategies), learned if settings.ranker.enabled else None
+        )
         self.strategies = strategies
         self.item_strategies = item_strategies
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -27,3 +29,34 @@ class Metrics:
         self.items = Gauge("freshrec_catalog_items", "Items in the catalog.", registry=self.registry)
         self.users = Gauge("freshrec_users", "Users with state.", registry=self.registry)
         self.log_bytes = Gauge("freshrec_log_bytes", "Bytes in the durable log.", registry=self.registry)
+        self.ranker_version = Gauge(
+            "freshrec_ranker_version",
+            "Version of the hybrid ranker serving (0: none).",
+            registry=self.registry,
+        )
+        self.ranker_age = Gauge(
+            "freshrec_ranker_age_seconds",
+            "Seconds since the serving ranker was trained.",
+            registry=self.registry,
+        )
+        self.ranker_offline = Gauge(
+            "freshrec_ranker_offline",
+            "Held-out metrics of the serving ranker (and of the best single source on the same points).",
+            ["metric", "model"],
+            registry=self.registry,
+        )
+
+    def observe_ranker(self, info: dict[str, Any] | None) -> None:
+        """Publish the serving ranker's version, age and offline metrics (``RankerInfo.to_json``)."""
+        if info is None:
+            self.ranker_version.set(0)
+            return
+        self.ranker_version.set(info["version"])
+        self.ranker_age.set(info["age_seconds"])
+        metrics = info.get("metrics", {})
+        best = metrics.get("best_source_metrics", {})
+        for name in ("hr@10", "ndcg@10"):
+            if name in metrics:
+                self.ranker_offline.labels(name, "ranker").set(metrics[name])
+            if name in best:
+                self.ranker_offline.labels(name, "best_source").set(best[name])

@@ -178,4 +178,10 @@ def test_training_errors_are_clear(start_server: StartServer) -> None:
     assert "disabled" in response.json()["error"]
     empty = start_server(clock="event", env=ON_DEMAND)
     body = _train(empty)
-    assert body == {"trained": False, "collect_seconds": body["collect_seconds"], "model": None}
+    # nothing to learn from: neither a CF model nor a ranker (the server has a data directory)
+    assert body == {
+        "trained": False,
+        "collect_seconds": body["collect_seconds"],
+        "model": None,
+        "ranker": None,
+    }

@@ -26,6 +26,7 @@ from freshrec.errors import InvalidInput, NotFound
 from freshrec.events import Event
 from freshrec.experiments.serving import declare_configured
 from freshrec.metrics import Metrics
+from freshrec.ranker.service import catalog_records
 from freshrec.ranking.base import Recommendation
 from freshrec.storage.datadir import DataDir
 
@@ -156,11 +157,42 @@ class Runtime:
             data = await asyncio.to_thread(cf.collect, engine.store, engine.total_applied()[0])
         collected = time.perf_counter() - started
         model = await asyncio.to_thread(cf.fit, data)
-        return {
+        out: dict[str, Any] = {
             "trained": model is not None,
             "collect_seconds": round(collected, 3),
             "model": None if model is None else model.info.to_json(),
         }
+        if engine.ranker.settings.enabled and self.datadir is not None and not engine.ranker.training:
+            out["ranker"] = await self.retrain_ranker()
+        return out
+
+    async def retrain_ranker(self) -> dict[str, Any] | None:
+        """Train the ranker from a replay of the data directory's log and swap it in (None: no log)."""
+        engine = self.engine
+        if self.datadir is None:
+            return None
+        async with self.write_lock:
+            events = await asyncio.to_thread(self.datadir.logged_events)
+            items, dim = catalog_records(engine)
+        model = await asyncio.to_thread(engine.ranker.train, engine.settings, items, events, dim)
+        return None if model is None else model.info.to_json()
+
+    async def ranker_schedule(self) -> None:
+        """Retrain the ranker every ``ranker.retrain_every_seconds`` if new events arrived."""
+        ranker = self.engine.ranker
+        every = ranker.settings.retrain_every_seconds
+        if not ranker.settings.enabled or every <= 0 or self.datadir is None:
+            return
+        while True:
+            await asyncio.sleep(every)
+            applied = self.engine.total_applied()[0]
+            trained_on = ranker.model.info.events if ranker.model is not None else 0
+            if applied < ranker.settings.min_events or applied <= trained_on or ranker.training:
+                continue
+            try:
+                await self.retrain_ranker()
+            except Exception:
+                log.exception("scheduled ranker retrain failed; the current ranker keeps serving")
 
     async def cf_schedule(self) -> None:
         """Retrain every ``cf.retrain_every_seconds`` if enough new events arrived (sooner with no model)."""
@@ -191,10 +223,12 @@ def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime 
         await declare_configured(runtime)
         housekeeping = asyncio.create_task(runtime.housekeeping())
         schedule = asyncio.create_task(runtime.cf_schedule())
+        ranker_schedule = asyncio.create_task(runtime.ranker_schedule())
         services = [asyncio.create_task(s.run(runtime)) for s in runtime.services]
         yield
         housekeeping.cancel()
         schedule.cancel()
+        ranker_schedule.cancel()
         for task in services:
             task.cancel()
         await asyncio.gather(*services, return_exceptions=True)

@@ -13,7 +13,8 @@ from freshrec.datasets.movielens import RatingMapping, load_movielens
 from freshrec.errors import InvalidInput
 from freshrec.events import Event, validate_events
 
-DATASETS = ("movielens", "datasqrl", "events")
+DATASETS = ("movielens", "datasqrl", "events", "shop")
+SHOP_START = 1_700_000_000.0  # the generated shop's clickstream starts here (reproducible runs)
 
 
 @dataclass(slots=True)
@@ -38,7 +39,9 @@ class EvalData:
 
 def load(dataset: str, path: Path, settings: Settings, mapping: RatingMapping | None = None) -> EvalData:
     """Read a data set: ``movielens`` (any GroupLens layout or RecBole atomic files), ``datasqrl`` (a
-    directory or files of the clickstream example) or ``events`` (freshrec JSON lines / CSV files).
+    directory or files of the clickstream example), ``events`` (freshrec JSON lines / CSV files) or
+    ``shop`` (the demo's generated shop: 2,000 products, 200 users over 6 hours; ``path`` is not read;
+    targets are the first interaction of a user with an item).
 
     Targets (SPEC §8): purchases and clicks; for MovieLens, ratings >= ``mapping.strong_min`` (they become
     ``mapping.strong_type`` events).
@@ -49,6 +52,14 @@ def load(dataset: str, path: Path, settings: Settings, mapping: RatingMapping | 
         return EvalData(
             f"movielens:{path.name}", items, _validated(records, settings), frozenset({chosen.strong_type})
         )
+    if dataset == "shop":
+        from freshrec.demo.scenario import generate_scenario
+
+        scenario = generate_scenario(start=SHOP_START)
+        records = [dict(e) for e in scenario.events]
+        # every click or purchase follows a view of the same item, so the discoveries are first views
+        targets = frozenset({"view", "click", "purchase"})
+        return EvalData("shop:generated", scenario.items, _validated(records, settings), targets)
     if dataset in ("datasqrl", "events"):
         files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
         fmt = "datasqrl" if dataset == "datasqrl" else "auto"

@@ -40,6 +40,11 @@ def ms_protocol(
         engine.apply_events(engine.new_events(train_events[start : start + size]))
     if settings.cf.enabled:
         engine.cf.fit(engine.cf.collect(engine.store, engine.applied_events))
+    ranker = None
+    if "hybrid" in strategies and settings.ranker.enabled:
+        dim = engine.content.vectors.dim if engine.content.vectors is not None else None
+        model = engine.ranker.train(settings, data.items, train_events, dim)
+        ranker = None if model is None else model.info.to_json()
     seen: dict[str, set[str]] = defaultdict(set)
     for r in train:
         seen[r.user].add(r.item)
@@ -60,5 +65,6 @@ def ms_protocol(
         "train": len(train),
         "test": len(test),
         "users": len(users),
+        "ranker": ranker,
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -27,6 +27,7 @@ from freshrec.engine import Engine
 from freshrec.evaluation.data import EvalData
 from freshrec.evaluation.metrics import ReplayScores
 from freshrec.events import Event
+from freshrec.ranker.service import due
 
 Mode = Literal["fresh", "stale"]
 DAY = 86_400.0
@@ -41,6 +42,8 @@ class ReplayOutcome:
     targets: int
     seconds: float
     trainings: int
+    ranker_trainings: int = 0
+    ranker: dict[str, Any] | None = None  # the last ranker trained in the replay
     request_ms: dict[str, float] = field(default_factory=dict)
     #: the same metrics on the targets of users the last refresh already knew (a nightly system's best case)
     returning: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -92,6 +95,8 @@ def replay(
     day: float | None = None
     targets = 0
     trainings = 0
+    ranker_trainings = 0
+    dim = engine.content.vectors.dim if engine.content.vectors is not None else None
     for n, event in enumerate(data.events, 1):
         today = math.floor(event.ts / period)
         if today != day:
@@ -104,6 +109,9 @@ def replay(
             if day is not None and engine.cf.settings.enabled:
                 engine.cf.fit(engine.cf.collect(engine.store, engine.applied_events))
                 trainings += 1
+            if day is not None and "hybrid" in strategies and due(engine.ranker, n - 1):
+                engine.ranker.train(settings, data.items, data.events[: n - 1], dim)
+                ranker_trainings += 1
             day = today
         user_seen = seen[event.user_id]
         user_touched = touched[event.user_id]
@@ -138,5 +146,7 @@ def replay(
         returning_targets=returning_targets,
         seconds=round(time.perf_counter() - started, 1),
         trainings=trainings,
+        ranker_trainings=ranker_trainings,
+        ranker=engine.ranker.status()["model"],
         request_ms={n: round(1000 * t / max(1, targets), 3) for n, t in spent.items()},
     )

@@ -104,6 +104,8 @@ def _replay_job(
         "returning_targets": outcome.returning_targets,
         "seconds": outcome.seconds,
         "trainings": outcome.trainings,
+        "ranker_trainings": outcome.ranker_trainings,
+        "ranker": outcome.ranker,
         "request_ms": outcome.request_ms,
     }
 
@@ -178,6 +180,8 @@ def run(options: EvalOptions, settings: Settings, console: Console | None = None
         },
         "replay_seconds": {mode: results[mode]["seconds"] for mode in options.modes},
         "cf_trainings": {mode: results[mode]["trainings"] for mode in options.modes},
+        "ranker_trainings": {mode: results[mode]["ranker_trainings"] for mode in options.modes},
+        "ranker": {mode: results[mode]["ranker"] for mode in options.modes},
         "request_ms": {mode: results[mode]["request_ms"] for mode in options.modes},
         "ms_protocol": {k: v for k, v in results["ms"].items() if k != "scores"} if run_ms else None,
         "embeddings": settings.embeddings.model if dim is not None else "none",

@@ -1,4 +1,7 @@
-"""``hybrid``: a weighted blend of strategies, with fallbacks and a cold-start answer.
+"""``hybrid``: a learned ranker over every source's candidates; without a trained ranker, a weighted blend.
+
+With a ranker (:mod:`freshrec.ranking.learned`, trained from a replay of the log) hybrid ranks the union of
+every source's candidates by it. Without one, it answers with the hand-set blend below.
 
 Each source's scores are divided by its best score so that weights compare like with like; an item's
 blended score is the weighted sum of its normalised scores (a source that did not return it counts 0).
@@ -18,14 +21,18 @@ from dataclasses import replace
 from typing import Any
 
 from freshrec.ranking.base import Features, Recommendation, Request, Strategy, rounded
+from freshrec.ranking.learned import LearnedRanking
 
 
 class Hybrid:
     name = "hybrid"
 
-    def __init__(self, features: Features, strategies: Mapping[str, Strategy]) -> None:
+    def __init__(
+        self, features: Features, strategies: Mapping[str, Strategy], learned: LearnedRanking | None = None
+    ) -> None:
         self.features = features
         self.strategies = strategies
+        self.learned = learned
 
     def recommend(self, request: Request) -> list[Recommendation]:
         f = self.features
@@ -36,8 +43,8 @@ class Hybrid:
                 for rec in out:
                     rec.reasons = {"cold_start": "trending", **(rec.reasons or {})}
             return out
-        blended = self._blend(request)
-        out = self._with_intent(request, blended)
+        ranked = self.learned.rank(request, self.strategies) if self.learned is not None else None
+        out = ranked if ranked is not None else self._with_intent(request, self._blend(request))
         if len(out) < request.k:
             taken = {r.item_id for r in out}
             for name in s.hybrid_fallback:

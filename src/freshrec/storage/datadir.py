@@ -20,6 +20,8 @@ from typing import IO, Any
 
 from freshrec.config import Settings
 from freshrec.engine import Engine, SnapshotVersionError
+from freshrec.events import Event
+from freshrec.ranker.service import log_events
 from freshrec.storage import snapshot as on_disk
 from freshrec.storage.log import EventLog, Position
 from freshrec.storage.writer import SnapshotWriter
@@ -69,6 +71,10 @@ class DataDir:
         self.log.append(records)
         self.records_since_snapshot += sum(_size(r) for r in records)
 
+    def logged_events(self) -> list[Event]:
+        """Every event of the log, in log order (the ranker's training replay reads them)."""
+        return log_events(record for record, _ in self.log.read_from(Position(0, 0)))
+
     # -- lifecycle ----------------------------------------------------------------------------------
     def open_engine(self, progress: Callable[[int], None] | None = None) -> Engine:
         """An engine holding this directory's state: newest snapshot + log tail; journaling from now on."""
@@ -107,6 +113,7 @@ class DataDir:
     def _new_engine(self) -> Engine:
         engine = Engine(self.settings)
         engine.cf.attach(self.path / "models")
+        engine.ranker.attach(self.path / "models")
         return engine
 
     def maybe_snapshot(self) -> bool:

@@ -17,7 +17,7 @@ router = APIRouter(tags=["models"])
     "/v1/admin/train",
     dependencies=[Depends(require_write)],
     responses=ERRORS,
-    summary="Retrain the CF model now on every event applied so far; returns once it serves",
+    summary="Retrain CF (and, with a data directory, the hybrid ranker) now; returns once they serve",
 )
 async def train(request: Request) -> JSON:
     return JSON(await runtime(request).retrain())
@@ -31,5 +31,9 @@ async def train(request: Request) -> JSON:
 )
 async def models(request: Request) -> JSON:
     engine = runtime(request).engine
-    body: dict[str, Any] = {"cf": engine.cf.status(), "applied_events": engine.total_applied()[0]}
+    body: dict[str, Any] = {
+        "cf": engine.cf.status(),
+        "ranker": engine.ranker.status(),
+        "applied_events": engine.total_applied()[0],
+    }
     return JSON(body)

@@ -81,6 +81,8 @@ async def metrics(request: Request) -> Response:
     rt = runtime(request)
     rt.metrics.items.set(len(rt.engine.catalog))
     rt.metrics.users.set(rt.engine.stats().get("users", 0))
+    ranker = rt.engine.ranker.model
+    rt.metrics.observe_ranker(None if ranker is None else ranker.info.to_json())
     if rt.datadir is not None:
         rt.metrics.log_bytes.set(rt.datadir.log.size_bytes())
     return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
