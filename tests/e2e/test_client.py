@@ -54,6 +54,9 @@ def test_events_recommendations_and_reads(shop: Server) -> None:
         assert accepted.accepted == 2 and accepted.duplicates == 0 and len(set(accepted.event_ids)) == 2
         again = client.send_event(event_id=accepted.event_ids[0], user_id="u-1", item_id="sku-1", type="view")
         assert again.duplicates == 1
+        # an experiment whose two variants both answer with personalized
+        variants = [{"name": n, "weight": 50, "strategy": "personalized"} for n in ("a", "b")]
+        httpx.put(f"{shop.url}/v1/experiments/exp-7", json={"variants": variants}).raise_for_status()
         recs = client.recommendations("u-1", k=3, strategy="personalized", explain=True, experiment="exp-7")
         assert isinstance(recs, Recommendations) and recs.user_id == "u-1" and recs.strategy == "personalized"
         assert recs.item_ids[0] == "sku-1"  # sports, Acme; sku-2 was bought

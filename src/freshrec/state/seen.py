@@ -144,6 +144,9 @@ class SeenIds:
         """Keep the ``keep`` ids marked latest."""
         if self.n <= keep:
             return
+        if keep <= 0:
+            self._reset()
+            return
         cut = np.partition(self._ts[: self.n], self.n - keep)[self.n - keep]
         newest = self._ts[: self.n] > cut
         ties = np.flatnonzero(self._ts[: self.n] == cut)[: keep - int(newest.sum())]
