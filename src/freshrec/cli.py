@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,13 @@ def main(verbose: bool) -> None:
     default=None,
     help="Upsert feature views into PostgreSQL tables [feature_sink.dsn].",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Serving processes over the data directory: one writer, the others readers following its "
+    "journal [default: the number of cores; 1 with --ephemeral or in distributed mode].",
+)
 @config_option
 def serve(
     host: str | None,
@@ -94,6 +102,7 @@ def serve(
     catalog_postgres: str | None,
     catalog_table: str | None,
     feature_sink_postgres: str | None,
+    workers: int | None,
     config: Path | None,
 ) -> None:
     """Run the API server (embedded state in this process by default)."""
@@ -118,6 +127,10 @@ def serve(
         update={"server": server, "storage": storage, "catalog_postgres": catalog, "feature_sink": sink}
     )
     datadir = None
+    if workers is not None and workers > 1 and (ephemeral or _distributed(settings)):
+        raise click.UsageError(
+            "--workers > 1 needs the embedded data directory (its journal is how readers follow the writer)"
+        )
     if _distributed(settings):
         if catalog.dsn is not None or sink.dsn is not None:
             raise click.UsageError(
@@ -157,11 +170,23 @@ def serve(
         if datadir is not None:
             datadir.close(snapshot=False)
         raise
+    processes = workers if workers is not None else (1 if datadir is None else os.cpu_count() or 1)
+    if datadir is not None and processes > 1:
+        from freshrec.workers.processes import serve as serve_workers
+
+        console.print(
+            f"[green]freshrec[/] listening on http://{server.host}:{server.port} with {processes} "
+            "processes (docs: /docs)"
+        )
+        serve_workers(engine, datadir, services, server.host, server.port, processes, GRACE_SECONDS)
+        return
+    from freshrec.workers.reader import WorkerFront
+
     app = create_app(engine, datadir)
     app.state.runtime.services.extend(services)
     console.print(f"[green]freshrec[/] listening on http://{server.host}:{server.port}  (docs: /docs)")
     uvicorn.run(
-        app,
+        WorkerFront(app),
         host=server.host,
         port=server.port,
         log_level="warning",

@@ -87,9 +87,12 @@ class IngestResult:
     event_ids: list[str]
 
 
-def events_record(events: Sequence[Event]) -> dict[str, Any]:
-    """The journal record of a batch of events."""
-    return {"op": "events", "events": [e.to_record() for e in events]}
+def events_record(events: Sequence[Event], at: float | None = None) -> dict[str, Any]:
+    """The journal record of a batch of events; ``at``: the wall-clock time they were applied at."""
+    record: dict[str, Any] = {"op": "events", "events": [e.to_record() for e in events]}
+    if at is not None:
+        record["at"] = at
+    return record
 
 
 def items_record(items: Sequence[ItemIn], stamp: float) -> dict[str, Any]:
@@ -232,8 +235,13 @@ class Engine:
         self.duplicate_events += len(events) - len(fresh)
         return fresh
 
-    def apply_events(self, events: Sequence[Event]) -> None:
-        """Apply already-journaled, de-duplicated events to every view."""
+    def apply_events(self, events: Sequence[Event], at: float | None = None) -> None:
+        """Apply already-journaled, de-duplicated events to every view.
+
+        ``at`` is the wall-clock time of the application (default: now), journaled with the events, so
+        that a process replaying the journal (recovery, a serving process following the writer) applies
+        them at the same time and computes the same state.
+        """
         if not events:
             return
         if self.shared is not None:
@@ -246,10 +254,9 @@ class Engine:
         weights = self.weights
         views = self._view_list
         event_clock = self.settings.clock == "event"
-        now = self.now()
-        arrival = (
-            time.time()
-        )  # event ids are remembered from when they were applied, whatever their timestamps
+        # event ids are remembered from when they were applied, whatever their timestamps
+        arrival = time.time() if at is None else at
+        now = arrival if at is not None and not event_clock else self.now()
         store.begin()
         per_event: Sequence[Event] = events
         if not views:
@@ -450,7 +457,9 @@ class Engine:
         if op == "events":
             events = [Event.from_record(r) for r in record["events"]]
             seen = self.store.seen_among([e.event_id for e in events])
-            self.apply_events([e for e in events if e.event_id not in seen] if seen else events)
+            at = record.get("at")
+            fresh = [e for e in events if e.event_id not in seen] if seen else events
+            self.apply_events(fresh, None if at is None else float(at))
         elif op == "items":
             self.apply_items([ItemIn.model_validate(i) for i in record["items"]], float(record["at"]))
         elif op == "delete_item":

@@ -50,9 +50,16 @@ class Server:
     """One ``freshrec serve`` on a data directory; it can be stopped, killed and started again on it."""
 
     def __init__(
-        self, data_dir: Path | None, logs: Path, clock: str, env: Mapping[str, str], ephemeral: bool
+        self,
+        data_dir: Path | None,
+        logs: Path,
+        clock: str,
+        env: Mapping[str, str],
+        ephemeral: bool,
+        workers: int | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.workers = workers
         self.logs = logs
         self.clock = clock
         self.env = dict(env)
@@ -94,6 +101,8 @@ class Server:
             "--clock",
             self.clock,
         ]
+        if self.workers is not None:
+            args += ["--workers", str(self.workers)]
         if self.ephemeral:
             args.append("--ephemeral")
         else:
@@ -195,6 +204,7 @@ class StartServer(Protocol):
         env: Mapping[str, str] | None = None,
         data_dir: Path | None = None,
         ephemeral: bool = False,
+        workers: int | None = None,
     ) -> Server: ...
 
 
@@ -207,12 +217,13 @@ def _server_factory(base: Path) -> tuple[StartServer, Callable[[], None]]:
         env: Mapping[str, str] | None = None,
         data_dir: Path | None = None,
         ephemeral: bool = False,
+        workers: int | None = None,
     ) -> Server:
         n = len(started)
         logs = base / f"server-{n}"
         logs.mkdir(parents=True)
         directory = None if ephemeral else (data_dir or base / f"data-{n}")
-        server = Server(directory, logs, clock, env or {}, ephemeral)
+        server = Server(directory, logs, clock, env or {}, ephemeral, workers)
         started.append(server)
         return server.start()
 

@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -66,8 +66,9 @@ class Runtime:
         engine = self.engine
         async with self.write_lock:
             fresh = engine.new_events(events)
+            at = time.time()
             await self.journal_and_apply(
-                [events_record(fresh)] if fresh else [], lambda: engine.apply_events(fresh)
+                [events_record(fresh, at)] if fresh else [], lambda: engine.apply_events(fresh, at)
             )
         return len(fresh)
 
@@ -109,6 +110,14 @@ class Runtime:
 
     def close(self) -> None:
         """Release what the runtime holds (called once at shutdown)."""
+
+    async def start(self) -> None:
+        """Before the first request: declare the settings file's experiments (journaled)."""
+        await declare_configured(self)
+
+    def background(self) -> list[Coroutine[Any, Any, None]]:
+        """The jobs running beside the server: housekeeping, the CF and ranker schedules."""
+        return [self.housekeeping(), self.cf_schedule(), self.ranker_schedule()]
 
     # -- reads ----------------------------------------------------------------------------------------
     def before_read(self) -> None:
@@ -220,15 +229,12 @@ def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await declare_configured(runtime)
-        housekeeping = asyncio.create_task(runtime.housekeeping())
-        schedule = asyncio.create_task(runtime.cf_schedule())
-        ranker_schedule = asyncio.create_task(runtime.ranker_schedule())
+        await runtime.start()
+        background = [asyncio.create_task(job) for job in runtime.background()]
         services = [asyncio.create_task(s.run(runtime)) for s in runtime.services]
         yield
-        housekeeping.cancel()
-        schedule.cancel()
-        ranker_schedule.cancel()
+        for job in background:
+            job.cancel()
         for task in services:
             task.cancel()
         await asyncio.gather(*services, return_exceptions=True)

@@ -66,6 +66,10 @@ class DataDir:
         self.last_snapshot_s: float | None = None
         self.last_pause_s: float | None = None
 
+    def lock_fileno(self) -> int:
+        """The file descriptor holding the directory's lock (a forked process closes its copy)."""
+        return self._lock.fileno()
+
     # -- Journal ------------------------------------------------------------------------------------
     def append(self, records: Sequence[Mapping[str, Any]]) -> None:
         self.log.append(records)

@@ -119,6 +119,29 @@ class EventLog:
                 os.fsync(fh.fileno())
 
 
+def read_range(directory: Path, start: Position, end: Position) -> Iterator[tuple[dict[str, Any], Position]]:
+    """Records between ``start`` and ``end`` of the log in ``directory``, read by another process.
+
+    ``end`` is a position the writer has published (a record boundary it wrote completely), so nothing past
+    it is read: the writer may be appending there. Segments before ``end``'s are complete (it rotated).
+    """
+    segment, offset = start
+    while (segment, offset) < tuple(end):
+        path = directory / _segment_name(segment)
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            data = fh.read(end.offset - offset) if segment == end.segment else fh.read()
+        for body in data.split(b"\n")[:-1]:
+            line = body + b"\n"
+            record = _decode(line)
+            if record is None:
+                raise CorruptLog(f"segment {segment} has a damaged record at byte {offset}")
+            offset += len(line)
+            yield record, Position(segment, offset)
+        if segment < end.segment:
+            segment, offset = segment + 1, 0
+
+
 def _decode(line: bytes) -> dict[str, Any] | None:
     if len(line) < 10 or not line.endswith(b"\n") or line[8:9] != b" ":
         return None
