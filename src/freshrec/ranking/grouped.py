@@ -36,15 +36,19 @@ def rank_by_groups(
     user_brands: set[str],
 ) -> list[tuple[str, float]]:
     catalog = features.catalog
-    levels: dict[float, list[Iterator[Entry]]] = {}
+    # a level's sources are built only when the walk reaches it: most answers need one or two levels
+    levels: dict[float, list[Callable[[], Iterator[Entry]]]] = {}
 
-    def add(score: float, source: Iterator[Entry]) -> None:
+    def add(score: float, source: Callable[[], Iterator[Entry]]) -> None:
         levels.setdefault(score, []).append(source)
+
+    def group_source(score: float, group: GroupKey) -> Callable[[], Iterator[Entry]]:
+        return lambda: sorted_group(features, score, group)
 
     if request.category is not None:
         for group in catalog.groups_in_category(request.category):
             score = rounded(score_of(*group))
-            add(score, sorted_group(features, score, group))
+            add(score, group_source(score, group))
     else:
         explicit: set[GroupKey] = set()
         for category in user_categories:
@@ -53,7 +57,7 @@ def rank_by_groups(
             explicit.update(catalog.groups_by_brand.get(brand, ()))
         for group in explicit:
             score = rounded(score_of(*group))
-            add(score, sorted_group(features, score, group))
+            add(score, group_source(score, group))
         scored_tiers: set[str | None] = set()
         items = catalog.items
 
@@ -66,18 +70,21 @@ def rank_by_groups(
 
             return test
 
+        def pool(score: float, ranking: tuple[Any, ...], tier_also: bool) -> Callable[[], Iterator[Entry]]:
+            keep = unmatched(tier_also)
+            return lambda: constant_source(score, _where(features.by_popularity(ranking), keep))
+
         for tier in list(catalog.groups_by_tier):
             score = rounded(score_of(None, None, tier))
             if score != 0.0:
                 scored_tiers.add(tier)
-                ranked = features.by_popularity(("tier", tier))
-                add(score, constant_source(score, _where(ranked, unmatched(False))))
-        add(0.0, constant_source(0.0, _where(features.by_popularity(popularity.ALL), unmatched(True))))
+                add(score, pool(score, ("tier", tier), False))
+        add(0.0, pool(0.0, popularity.ALL, True))
 
     accept = make_filter(features, request)
     out: list[tuple[str, float]] = []
     for score in sorted(levels, reverse=True):
-        out.extend(take(merge(levels[score]), accept, request.k - len(out)))
+        out.extend(take(merge(source() for source in levels[score]), accept, request.k - len(out)))
         if len(out) >= request.k:
             break
     return out

@@ -124,6 +124,7 @@ class KeyTable:
 
     def __init__(self, columns: Mapping[str, Any], capacity: int = 256) -> None:
         self.n = 0
+        self._room = 16  # the out buffer of group(): grown to the longest chain read
         self._spec = dict(columns)
         self._slots = np.full(_MIN_SLOTS, EMPTY, dtype=np.int32)
         self._a = np.zeros(capacity, dtype=np.int64)
@@ -181,12 +182,14 @@ class KeyTable:
 
     def group(self, a: int) -> I32:
         """Rows whose first id is ``a`` (newest first)."""
-        out = np.empty(16, dtype=np.int32)
+        # sized by the longest chain read so far: a long chain is walked once, not once per doubling
+        out = np.empty(self._room, dtype=np.int32)
         while True:
             count = _chain(self._head, self._next, a, out)
             if count >= 0:
-                return out[:count]
-            out = np.empty(2 * len(out), dtype=np.int32)
+                return out[:count].copy() if count * 4 < len(out) else out[:count]
+            self._room *= 2
+            out = np.empty(self._room, dtype=np.int32)
 
     def column(self, name: str) -> Column:
         """The whole column (its capacity may exceed :attr:`n`; rows past ``n`` are zero)."""
