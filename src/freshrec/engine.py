@@ -44,7 +44,7 @@ from freshrec.tiers import PriceTiers
 from freshrec.views.base import Resolved, Row
 from freshrec.views.columnar.batch import BatchBuilder
 from freshrec.views.columnar.retention import UserRetention
-from freshrec.views.registry import build_views
+from freshrec.views.registry import USER_NAMESPACES, build_views
 
 T = TypeVar("T")
 ENGINE_NS = "engine"  # the clock and counters a distributed deployment shares
@@ -137,6 +137,9 @@ class Engine:
         self.retention = (
             UserRetention(settings.retention, self.vocabulary, self._batched) if columnar else None
         )
+        ttl = settings.retention.user_ttl_days
+        if not columnar and ttl is not None and hasattr(self.store, "expire_keys_after"):
+            self.store.expire_keys_after(USER_NAMESPACES, ttl * 86_400.0)  # Redis: key expiry
         interest = built.get("user_interest")
         user_items = built.get("user_items")
         self.features = Features(

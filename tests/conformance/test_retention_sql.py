@@ -30,7 +30,19 @@ from conformance.test_extension_views_sql import (
 )
 from freshrec.config import load_settings
 from freshrec.engine import Engine
-from support import VIEW_COLUMNS, build_reference, eventgen, query, row_differences, scalar
+from support import (
+    VIEW_COLUMNS,
+    arrival,
+    build_reference,
+    dataset,
+    engine_for,
+    eventgen,
+    expected_view,
+    query,
+    reference_db,
+    row_differences,
+    scalar,
+)
 
 DAY = 86_400.0
 TTL_DAYS = 2.0
@@ -230,3 +242,41 @@ def test_snapshot_of_a_bounded_engine_restores_and_goes_on_the_same() -> None:
         for engine in (first, second):
             problems = row_differences(expected, engine.view_rows(view), keys, columns)
             assert not problems, f"{view}: " + "\n".join(problems)
+
+
+def test_a_deleted_items_state_is_freed() -> None:
+    items, _ = dataset("default")
+    con = reference_db("default")
+    # the catalog item in the most co-visit and also-bought pairs
+    deleted = scalar(
+        con,
+        """
+        SELECT item_id FROM (
+            SELECT before_item AS item_id FROM v_co_visits UNION ALL SELECT after_item FROM v_co_visits
+            UNION ALL SELECT item_id FROM v_also_bought
+        ) JOIN items USING (item_id) GROUP BY item_id ORDER BY count(*) DESC, item_id LIMIT 1
+        """,
+    )
+    engine = Engine.in_memory(engine_for("default", "time").settings)
+    engine.upsert_items(items)
+    for chunk in eventgen.chunks(arrival("default", "time"), 500):
+        engine.ingest(chunk)
+    before = sum(len(engine.view_rows(v)) for v in AGGREGATE_VIEWS)
+    assert engine.delete_item(deleted)
+    after = sum(len(engine.view_rows(v)) for v in AGGREGATE_VIEWS)
+    assert after < before - 20
+    for view, columns in (
+        ("co_visits", ("before_item", "after_item")),
+        ("also_bought", ("item_id", "other_item_id")),
+        ("item_popularity", ("item_id",)),
+        ("content_trending", ("item_id",)),
+    ):
+        keys, values = VIEW_COLUMNS[view]
+        others = " AND ".join(f"{c} <> ?" for c in columns)
+        expected = query(con, f"SELECT * FROM v_{view} WHERE {others}", [deleted] * len(columns))
+        problems = row_differences(expected, engine.view_rows(view), keys, values)
+        assert not problems, f"{view}: " + "\n".join(problems)
+    for view in USER_VIEWS:  # what users did with the item is their history: it stays
+        keys, values = VIEW_COLUMNS[view]
+        problems = row_differences(expected_view("default", view), engine.view_rows(view), keys, values)
+        assert not problems, f"{view}: " + "\n".join(problems)
