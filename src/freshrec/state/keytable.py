@@ -229,6 +229,30 @@ class KeyTable:
         self.n = len(index)
         _reindex(self._slots, self._a, self._b, self._next, self._head, self.n)
 
+    def drop(self, first: Bools | None = None, second: Bools | None = None) -> int:
+        """Drop every row whose first id is True in ``first`` or whose second id is True in ``second``
+        (boolean arrays indexed by id; ids past their end are kept); returns how many rows went.
+
+        The rows left keep their order and move down, so the rows freed are reused by the next inserts:
+        a table under churn stays at its peak size.
+        """
+        gone = np.zeros(self.n, dtype=np.bool_)
+        for dead, ids in ((first, self._a), (second, self._b)):
+            if dead is None or not len(dead) or not self.n:
+                continue
+            keys = ids[: self.n]
+            inside = keys < len(dead)
+            gone[inside] |= dead[keys[inside]]
+        dropped = int(np.count_nonzero(gone))
+        if dropped:
+            self.keep(~gone)
+        return dropped
+
+    def used_bytes(self) -> int:
+        """Bytes of the rows held (keys, chain, columns and two index slots per row), not of the capacity."""
+        row = 8 + 8 + 4 + 2 * 4 + sum(c.itemsize * int(np.prod(c.shape[1:])) for c in self._columns.values())
+        return self.n * row
+
     # -- snapshots ----------------------------------------------------------------------------------
     def arrays(self) -> dict[str, Column]:
         """The rows as plain arrays (the index is rebuilt on load)."""
