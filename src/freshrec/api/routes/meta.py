@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from freshrec.api.deps import require_read, runtime
+from freshrec.api.deps import require_metrics, require_read, runtime
 from freshrec.api.responses import JSON
 from freshrec.api.schemas import ERRORS
 from freshrec.errors import InvalidInput
@@ -76,7 +76,13 @@ async def health(request: Request) -> JSON:
     return JSON(body)
 
 
-@router.get("/metrics", tags=["meta"], summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    tags=["meta"],
+    dependencies=[Depends(require_metrics)],
+    responses=ERRORS,
+    summary="Prometheus metrics (the role `server.metrics_role` names; open by default)",
+)
 async def metrics(request: Request) -> Response:
     rt = runtime(request)
     rt.metrics.items.set(len(rt.engine.catalog))
