@@ -27,7 +27,6 @@ from freshrec.api.deps import limit_graphql_body
 from freshrec.api.docs import graphiql_html
 from freshrec.api.guard import guard_of
 from freshrec.api.problems import listed
-from freshrec.api.schemas import ERRORS
 from freshrec.catalog import validate_items
 from freshrec.errors import InvalidInput
 from freshrec.events import ITEM_ID_MAX, USER_ID_MAX, id_problem, validate_events
@@ -233,5 +232,4 @@ def graphql_router() -> GraphQLRouter[Any, Any]:
         path="/graphql",
         graphql_ide="graphiql",
         dependencies=[Depends(limit_graphql_body)],
-        responses={code: ERRORS[code] for code in (401, 403, 413, 414, 429)},
     )

@@ -17,8 +17,26 @@ from fastapi.routing import APIRoute
 from freshrec.api import deps
 from freshrec.api.auth import Role
 from freshrec.api.guard import Guard
+from freshrec.api.schemas import ERRORS
 from freshrec.config import ServerSettings
 
+#: the answers of ``/graphql`` (the GraphQL library's own refusals are plain text)
+_GRAPHQL_ERROR = {
+    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}},
+    "text/plain": {},
+}
+GRAPHQL_RESPONSES: dict[str, Any] = {
+    "200": {
+        "description": "The GraphQL answer (`data`, `errors`); a GET from a browser: the GraphiQL page.",
+        "content": {"application/json": {"schema": {"type": "object"}}, "text/html": {}},
+    },
+    **{
+        str(code): {**ERRORS[code], "content": _GRAPHQL_ERROR}
+        for code in (400, 401, 403, 404, 405, 413, 414, 415, 422, 429)
+    },
+}
+for _response in GRAPHQL_RESPONSES.values():
+    _response.pop("model", None)
 SCHEMES: dict[str, Any] = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>`"},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "`X-API-Key: <key>`"},
@@ -60,6 +78,8 @@ def install_guard(app: FastAPI, server: ServerSettings) -> Guard:
             return app.openapi_schema
         document = build()
         document.setdefault("components", {})["securitySchemes"] = SCHEMES
+        for operation in document["paths"].get("/graphql", {}).values():
+            operation["responses"] = GRAPHQL_RESPONSES
         for route, dependencies in _api_routes(app.router.routes):
             if not route.include_in_schema:
                 continue

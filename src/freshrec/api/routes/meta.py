@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from freshrec.api.deps import require_metrics, require_read, runtime
@@ -80,6 +80,7 @@ async def health(request: Request) -> JSON:
     "/metrics",
     tags=["meta"],
     dependencies=[Depends(require_metrics)],
+    response_class=PlainTextResponse,
     responses=ERRORS,
     summary="Prometheus metrics (the role `server.metrics_role` names; open by default)",
 )
