@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from freshrec.api.deps import require_read, runtime
+from freshrec.api.deps import require_metrics, require_read, runtime
 from freshrec.api.responses import JSON
 from freshrec.api.schemas import ERRORS
 from freshrec.errors import InvalidInput
@@ -76,7 +76,14 @@ async def health(request: Request) -> JSON:
     return JSON(body)
 
 
-@router.get("/metrics", tags=["meta"], summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    tags=["meta"],
+    dependencies=[Depends(require_metrics)],
+    response_class=PlainTextResponse,
+    responses=ERRORS,
+    summary="Prometheus metrics (the role `server.metrics_role` names; open by default)",
+)
 async def metrics(request: Request) -> Response:
     rt = runtime(request)
     rt.metrics.items.set(len(rt.engine.catalog))
