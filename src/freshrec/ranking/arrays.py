@@ -101,6 +101,8 @@ def top_accepted(
 def _ordered(
     popularity: ItemPopularity, candidates: Ids, scores: Scores, accept: Callable[[str], bool], k: int
 ) -> list[tuple[str, float]]:
+    if not len(candidates):
+        return []
     total = popularity.total
     pops = np.zeros(len(candidates), dtype=np.float64)
     inside = candidates < len(total)
