@@ -17,6 +17,7 @@ from freshrec.config_server import redacted
 from freshrec.datasets.files import FORMATS, BadFile, Kind, read_records
 from freshrec.replay import DataDirSink, HttpSink, Pacer, RejectedBatch, Sink, batched
 from freshrec.storage.datadir import DataDirLocked
+from freshrec.threads import limit_blas
 
 console = Console(stderr=True)
 DEFAULT_DATA_DIR = Path("freshrec-data")
@@ -45,6 +46,7 @@ config_option = click.option(
 def main(verbose: bool) -> None:
     """freshrec: real-time recommendations that react to what a user did a moment ago."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s")
+    limit_blas()
 
 
 @main.command()

@@ -258,6 +258,27 @@ class RankerSettings(BaseModel):
     )
 
 
+class RetentionSettings(BaseModel):
+    """Bounded state (embedded): idle users forgotten, the number of users and the state's bytes capped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_ttl_days: float | None = Field(
+        None, gt=0, description="Forget a user whose newest event is older than this (engine clock)."
+    )
+    max_users: int | None = Field(
+        None, ge=1, description="Above this many users, forget the least recently active (down to 95%)."
+    )
+    memory_budget_mb: float | None = Field(
+        None,
+        gt=0,
+        description="Above this many MiB of state, forget the least recently active users (down to 95%).",
+    )
+    sweep_every_seconds: float = Field(
+        3600.0, ge=0, description="How often (engine clock) idle users are looked for; 0: after every write."
+    )
+
+
 class StorageSettings(BaseModel):
     """The embedded data directory (SPEC §7)."""
 
@@ -335,6 +356,7 @@ class Settings(BaseSettings):
     cf: CFSettings = Field(default_factory=CFSettings)
     ranker: RankerSettings = Field(default_factory=RankerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     catalog_postgres: CatalogPostgresSettings = Field(default_factory=CatalogPostgresSettings)

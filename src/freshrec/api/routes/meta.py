@@ -87,7 +87,7 @@ async def health(request: Request) -> JSON:
 async def metrics(request: Request) -> Response:
     rt = runtime(request)
     rt.metrics.items.set(len(rt.engine.catalog))
-    rt.metrics.users.set(rt.engine.stats().get("users", 0))
+    rt.metrics.observe_state(rt.engine.stats())
     ranker = rt.engine.ranker.model
     rt.metrics.observe_ranker(None if ranker is None else ranker.info.to_json())
     if rt.datadir is not None:
