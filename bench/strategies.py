@@ -22,10 +22,11 @@ from freshrec.bench.workload import Clickstream
 from freshrec.engine import Engine
 from freshrec.events import validate_events
 from freshrec.storage.datadir import DataDir
+from freshrec.threads import limit_blas
 
 
 def build(users: int, items: int, cf: bool, keep: Path | None) -> tuple[Engine, list[str]]:
-    """The engine; with ``keep`` a data directory there is reopened if it exists (built and snapshotted if not)."""
+    """The engine; a data directory ``keep`` is reopened if it exists, else built and snapshotted."""
     settings = bench_settings()
     if keep is not None and (keep / "active.txt").exists():
         datadir = DataDir(keep, settings)
@@ -66,6 +67,7 @@ def timed(call: object, users: list[str]) -> tuple[float, float]:
 
 
 def main() -> None:
+    limit_blas()
     parser = argparse.ArgumentParser()
     parser.add_argument("users", type=int)
     parser.add_argument("items", type=int)

@@ -9,10 +9,12 @@ events carry, and an explicit upsert replaces them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -132,6 +134,7 @@ class Catalog:
         self.groups_by_category: dict[str | None, set[GroupKey]] = {}
         self.groups_by_brand: dict[str | None, set[GroupKey]] = {}
         self.groups_by_tier: dict[str | None, set[GroupKey]] = {}
+        self._group_table: GroupTable | None = None  # built on first read after a group came or went
 
     def __len__(self) -> int:
         return len(self.items)
@@ -237,6 +240,7 @@ class Catalog:
         self.groups_by_category.clear()
         self.groups_by_brand.clear()
         self.groups_by_tier.clear()
+        self._group_table = None
         for item in items:
             self._put(item, None)
 
@@ -247,6 +251,7 @@ class Catalog:
         key = self.group_of(item)
         members = self.groups.get(key)
         if members is None:
+            self._group_table = None
             self.groups[key] = {item.item_id}
             self.groups_by_category.setdefault(key[0], set()).add(key)
             self.groups_by_brand.setdefault(key[1], set()).add(key)
@@ -261,6 +266,7 @@ class Catalog:
             return
         members.discard(item.item_id)
         if not members:
+            self._group_table = None
             del self.groups[key]
             for index, part in (
                 (self.groups_by_category, key[0]),
@@ -273,8 +279,36 @@ class Catalog:
                     if not keys:
                         del index[part]
 
+    def group_table(self) -> GroupTable:
+        """Every group with its category, brand and tier as codes, for scoring all groups in one go."""
+        if self._group_table is None:
+            self._group_table = GroupTable(list(self.groups))
+        return self._group_table
+
     def groups_in_category(self, category: str) -> Iterable[GroupKey]:
         return self.groups_by_category.get(category, ())
 
     def iter_items(self) -> Iterator[Item]:
         return iter(self.items.values())
+
+
+class GroupTable:
+    """The catalog's groups as three code columns: ``codes[part][g]`` indexes ``names[part]``."""
+
+    __slots__ = ("codes", "keys", "names")
+
+    def __init__(self, keys: list[GroupKey]) -> None:
+        self.keys = keys
+        self.names: tuple[list[str | None], ...] = ([], [], [])
+        columns = []
+        for part in range(3):
+            index: dict[str | None, int] = {}
+            values = [index.setdefault(key[part], len(index)) for key in keys]
+            self.names[part].extend(index)
+            columns.append(np.asarray(values, dtype=np.int32))
+        self.codes = tuple(columns)
+
+    def lookup(self, part: int, values: Mapping[Any, float]) -> npt.NDArray[np.float64]:
+        """``values`` of each group's ``part`` (0 category, 1 brand, 2 tier), 0 where it has none."""
+        table = np.asarray([values.get(name, 0.0) for name in self.names[part]], dtype=np.float64)
+        return table[self.codes[part]] if len(table) else np.zeros(len(self.keys))

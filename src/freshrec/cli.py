@@ -14,9 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from freshrec.config import Settings, load_settings
+from freshrec.config_server import redacted
 from freshrec.datasets.files import FORMATS, BadFile, Kind, read_records
 from freshrec.replay import DataDirSink, HttpSink, Pacer, RejectedBatch, Sink, batched
 from freshrec.storage.datadir import DataDirLocked
+from freshrec.threads import limit_blas
 
 console = Console(stderr=True)
 DEFAULT_DATA_DIR = Path("freshrec-data")
@@ -45,6 +47,7 @@ config_option = click.option(
 def main(verbose: bool) -> None:
     """freshrec: real-time recommendations that react to what a user did a moment ago."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s")
+    limit_blas()
 
 
 @main.command()
@@ -88,6 +91,12 @@ def main(verbose: bool) -> None:
     help="Serving processes over the data directory: one writer, the others readers following its "
     "journal [default: the number of cores; 1 with --ephemeral or in distributed mode].",
 )
+@click.option(
+    "--api-keys",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON or TOML file of API keys with roles [server.api_keys] (docs/security.md).",
+)
 @config_option
 def serve(
     host: str | None,
@@ -103,6 +112,7 @@ def serve(
     catalog_table: str | None,
     feature_sink_postgres: str | None,
     workers: int | None,
+    api_keys: Path | None,
     config: Path | None,
 ) -> None:
     """Run the API server (embedded state in this process by default)."""
@@ -114,9 +124,9 @@ def serve(
 
     settings = _kafka_settings(_settings(config, clock=clock, state=state), kafka, topic)
     server = settings.server
-    server = server.model_copy(
-        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    )
+    chosen = {"host": host, "port": port, "api_keys": api_keys}
+    server = server.model_copy(update={k: v for k, v in chosen.items() if v is not None})
+    _check_keys(server)
     storage = settings.storage.model_copy(update={"fsync": settings.storage.fsync and not no_fsync})
     cdc = {"dsn": catalog_postgres, "table": catalog_table}
     catalog = settings.catalog_postgres.model_copy(update={k: v for k, v in cdc.items() if v is not None})
@@ -139,7 +149,8 @@ def serve(
             )
         app = _distributed_app(settings)
         console.print(
-            f"[green]freshrec[/] API replica on http://{server.host}:{server.port}: state {settings.state}, "
+            f"[green]freshrec[/] API replica on http://{server.host}:{server.port}: "
+            f"state {redacted(settings.state)}, "
             f"writes to {settings.kafka.bootstrap} topic {settings.kafka.events_topic}"
         )
         uvicorn.run(
@@ -149,6 +160,7 @@ def serve(
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=GRACE_SECONDS,
+            limit_concurrency=server.limits.max_connections,
         )
         return
     if ephemeral:
@@ -192,7 +204,23 @@ def serve(
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=GRACE_SECONDS,
+        limit_concurrency=server.limits.max_connections,
     )
+
+
+def _check_keys(server: Any) -> None:
+    """Read the keys file before anything starts (a malformed one stops here, saying where and why)."""
+    from freshrec.api.auth import KeyRing
+    from freshrec.api.guard import exposure_warning
+    from freshrec.api.keys import KeyFileError
+
+    try:
+        ring = KeyRing.from_settings(server)
+    except KeyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    warning = exposure_warning(server.host, ring)
+    if warning is not None:
+        console.print(f"[yellow]warning:[/] {warning}")
 
 
 def _integrations(settings: Settings, engine: Any) -> list[Any]:
@@ -561,7 +589,7 @@ def worker(
     try:
         engine, _ = open_engine(settings)
     except Exception as exc:  # the state store is unreachable or refuses: say which and stop
-        message = f"cannot open the state {settings.state}: {type(exc).__name__}: {exc}"
+        message = f"cannot open the state {redacted(settings.state)}: {type(exc).__name__}: {exc}"
         raise click.ClickException(message) from None
     running = Worker(settings, engine)
     running.install_signal_handlers()
@@ -581,7 +609,8 @@ def worker(
 
     k = settings.kafka
     console.print(
-        f"[green]freshrec worker[/] group {k.group}: {k.events_topic}, {k.items_topic} -> {settings.state}"
+        f"[green]freshrec worker[/] group {k.group}: {k.events_topic}, {k.items_topic} "
+        f"-> {redacted(settings.state)}"
     )
     try:
         running.run(idle_exit=idle_exit, on_batch=report)

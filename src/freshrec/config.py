@@ -14,6 +14,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from freshrec.config_server import KafkaSettings, LimitSettings, ServerSettings
+
+# the network-facing sections live in freshrec.config_server and are re-exported here
+__all__ = ["KafkaSettings", "LimitSettings", "ServerSettings", "Settings", "load_settings"]
+
 DAY = 86_400.0
 HOUR = 3_600.0
 MINUTE = 60.0
@@ -253,6 +258,27 @@ class RankerSettings(BaseModel):
     )
 
 
+class RetentionSettings(BaseModel):
+    """Bounded state (embedded): idle users forgotten, the number of users and the state's bytes capped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_ttl_days: float | None = Field(
+        None, gt=0, description="Forget a user whose newest event is older than this (engine clock)."
+    )
+    max_users: int | None = Field(
+        None, ge=1, description="Above this many users, forget the least recently active (down to 95%)."
+    )
+    memory_budget_mb: float | None = Field(
+        None,
+        gt=0,
+        description="Above this many MiB of state, forget the least recently active users (down to 95%).",
+    )
+    sweep_every_seconds: float = Field(
+        3600.0, ge=0, description="How often (engine clock) idle users are looked for; 0: after every write."
+    )
+
+
 class StorageSettings(BaseModel):
     """The embedded data directory (SPEC §7)."""
 
@@ -266,38 +292,6 @@ class StorageSettings(BaseModel):
     snapshot_every_events: int = Field(
         500_000, ge=1, description="Write a snapshot after this many events (or item changes) were logged."
     )
-
-
-class ServerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    write_key: str | None = Field(None, description="When set, writes need `Authorization: Bearer <key>`.")
-    read_key: str | None = Field(None, description="When set, reads need `Authorization: Bearer <key>`.")
-    admin_key: str | None = Field(
-        None, description="When set, changing experiments needs it (else the write key, when set)."
-    )
-
-
-class KafkaSettings(BaseModel):
-    """Distributed mode (SPEC §0): the event log on a Kafka-protocol broker, consumed by `freshrec worker`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    bootstrap: str | None = Field(
-        None, description="Broker list `host:port[,...]`; set = `serve` publishes writes to Kafka."
-    )
-    events_topic: str = Field("freshrec.events", min_length=1, description="Events, keyed by user_id.")
-    items_topic: str = Field("freshrec.items", min_length=1, description="Catalog changes, keyed by item_id.")
-    dead_letter_topic: str = Field(
-        "freshrec.dead-letter", min_length=1, description="Records a worker could not apply, with the reason."
-    )
-    group: str = Field("freshrec-workers", min_length=1, description="Consumer group of the workers.")
-    partitions: int = Field(8, ge=1, description="Partitions of topics freshrec creates (when absent).")
-    batch_size: int = Field(1000, ge=1, description="Most records a worker applies in one transaction.")
-    session_timeout_ms: int = Field(10_000, ge=1000, description="A dead worker's partitions move after it.")
-    delivery_timeout_ms: int = Field(10_000, ge=100, description="How long `serve` waits for the broker.")
 
 
 class CatalogPostgresSettings(BaseModel):
@@ -362,6 +356,7 @@ class Settings(BaseSettings):
     cf: CFSettings = Field(default_factory=CFSettings)
     ranker: RankerSettings = Field(default_factory=RankerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     catalog_postgres: CatalogPostgresSettings = Field(default_factory=CatalogPostgresSettings)

@@ -43,13 +43,14 @@ from freshrec.state.memory import MemoryState
 from freshrec.tiers import PriceTiers
 from freshrec.views.base import Resolved, Row
 from freshrec.views.columnar.batch import BatchBuilder
-from freshrec.views.registry import build_views
+from freshrec.views.columnar.retention import UserRetention
+from freshrec.views.registry import USER_NAMESPACES, build_views
 
 T = TypeVar("T")
 ENGINE_NS = "engine"  # the clock and counters a distributed deployment shares
 ENGINE_KEY = "engine"
 USER_STRATEGIES = ("hybrid", "personalized", "session", "trending_for_you", "trending")
-SNAPSHOT_VERSION = 6  # 6: arrays in a directory, the extension views (older snapshots: the log is replayed)
+SNAPSHOT_VERSION = 7  # 7: retention (free user ids, last activity); older snapshots: the log is replayed
 
 
 class Journal(Protocol):
@@ -117,6 +118,7 @@ class Engine:
         self.applied_events = 0
         self.duplicate_events = 0
         self._last_forget = 0.0
+        self._replaying = False  # applying journal records: forgetting comes from the journal, not the limits
         self.experiments = Experiments()
         #: position of each external change source (a replication slot's LSN), journaled with its changes
         self.sources: dict[str, str] = {}
@@ -134,6 +136,13 @@ class Engine:
             built.get("content_trending").catalog = self.catalog.items
             built.get("item_popularity").catalog = self.catalog.items
             built.get("item_popularity").tier_of = self.tiers.of
+        #: bounded state (embedded only): users' last activity, forgetting users and deleted items
+        self.retention = (
+            UserRetention(settings.retention, self.vocabulary, self._batched) if columnar else None
+        )
+        ttl = settings.retention.user_ttl_days
+        if not columnar and ttl is not None and hasattr(self.store, "expire_keys_after"):
+            self.store.expire_keys_after(USER_NAMESPACES, ttl * 86_400.0)  # Redis: key expiry
         interest = built.get("user_interest")
         user_items = built.get("user_items")
         self.features = Features(
@@ -221,6 +230,15 @@ class Engine:
             self.journal.append([events_record(fresh)])
         self.apply_events(fresh)
         return IngestResult(len(events), len(fresh), [e.event_id for e in events])
+
+    def forget_users(self, user_ids: Sequence[str], reason: str = "request") -> int:
+        """Forget every entry of ``user_ids`` (journaled first, so recovery forgets the same users at the
+        same point of the log); returns how many were held. Embedded state only."""
+        if self.retention is None:
+            raise NotImplementedError("forgetting users needs the embedded state (memory://)")
+        if self.journal is not None and user_ids:
+            self.journal.append([{"op": "forget_users", "reason": reason, "user_ids": list(user_ids)}])
+        return self.retention.forget(user_ids, reason)
 
     def new_events(self, events: Sequence[Event]) -> list[Event]:
         """The events not applied before (by ``event_id``), first occurrence of each."""
@@ -331,6 +349,8 @@ class Engine:
         batch = builder.build(self.vocabulary, now, self.settings.clock == "event")
         for batched in self._batched:
             batched.apply_batch(batch)
+        if self.retention is not None:
+            self.retention.apply_batch(batch)
         assert isinstance(self.store, MemoryState)
         self.store.mark_seen_many(batch.event_ids, arrival)
         if self.settings.clock == "event" and batch.n:
@@ -341,7 +361,8 @@ class Engine:
         """Drop windows out of retention and forget event ids applied longer ago than the dedup retention.
 
         Event ids age by wall-clock time since they were applied, not by their timestamps: re-sending a
-        file of year-old events a week after the first time is still a no-op.
+        file of year-old events a week after the first time is still a no-op. With ``retention`` limits,
+        the users they pick are forgotten here too (journaled, so recovery forgets the same ones).
         """
         at = self.now() if now is None else now
         for view in self._view_list:
@@ -355,6 +376,9 @@ class Engine:
             self._last_forget = wall
         if self.store.seen_count() > limits.dedup_max_ids * 1.1:
             self.store.forget_seen_beyond(limits.dedup_max_ids)
+        if self.retention is not None and self.retention.enabled and not self._replaying:
+            for reason, user_ids in self.retention.victims(at):
+                self.forget_users(user_ids, reason)
 
     def upsert_items(self, payload: Iterable[Mapping[str, Any] | ItemIn]) -> list[Item]:
         """Validate (all-or-nothing), journal and apply item upserts."""
@@ -422,6 +446,8 @@ class Engine:
         self.store.commit()
         if old is not None:
             self.content.remove(item_id)
+            if self.retention is not None:
+                self.retention.forget_items([item_id])
         return old is not None
 
     def _publish_put(self, item: Item, embedding: list[float] | bool | None) -> None:
@@ -453,6 +479,13 @@ class Engine:
 
     def apply_record(self, record: Mapping[str, Any]) -> None:
         """Apply one journal record (recovery)."""
+        self._replaying = True
+        try:
+            self._apply_record(record)
+        finally:
+            self._replaying = False
+
+    def _apply_record(self, record: Mapping[str, Any]) -> None:
         op = record["op"]
         if op == "events":
             events = [Event.from_record(r) for r in record["events"]]
@@ -464,6 +497,9 @@ class Engine:
             self.apply_items([ItemIn.model_validate(i) for i in record["items"]], float(record["at"]))
         elif op == "delete_item":
             self.apply_delete(record["item_id"])
+        elif op == "forget_users":
+            if self.retention is not None:
+                self.retention.forget(record["user_ids"], record["reason"])
         elif op in EXPERIMENT_OPS:
             self.experiments.apply_record(record)
         else:
@@ -660,11 +696,8 @@ class Engine:
             **self._columnar_stats(),
         }
 
-    def _columnar_stats(self) -> dict[str, int]:
-        if not self._batched:
-            return {}
-        history = self.views["user_history"]
-        return {"users": history.user_count()}
+    def _columnar_stats(self) -> dict[str, Any]:
+        return {} if self.retention is None else self.retention.stats()
 
     def columnar_views(self) -> list[Any]:
         """The views kept in numpy columns (the embedded state)."""
@@ -689,6 +722,7 @@ class Engine:
             "vectors": None if vectors is None else np.frombuffer(vectors, dtype=np.uint8),
             "vocabulary": self.vocabulary.arrays(),
             "columnar": {view.name: view.arrays() for view in self._batched},
+            "retention": None if self.retention is None else self.retention.arrays(),
             "sources": self.sources,
             "experiments": self.experiments.dump(),
         }
@@ -703,6 +737,8 @@ class Engine:
         self.vocabulary.load(data["vocabulary"])
         for view in self._batched:
             view.load(data["columnar"][view.name])
+        if self.retention is not None:
+            self.retention.load(data["retention"])
         self.event_clock = data["event_clock"]
         self.applied_events = data["applied_events"]
         self._last_forget = data["last_forget"]

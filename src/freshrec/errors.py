@@ -22,6 +22,8 @@ class InvalidInput(Exception):
     error: str
     details: list[FieldProblem] = field(default_factory=list)
     status: int = 422
+    #: extra response headers (``Retry-After`` of a 429)
+    headers: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.error)

@@ -28,6 +28,18 @@ class Metrics:
         )
         self.items = Gauge("freshrec_catalog_items", "Items in the catalog.", registry=self.registry)
         self.users = Gauge("freshrec_users", "Users with state.", registry=self.registry)
+        self.users_evicted = Counter(
+            "freshrec_users_evicted",
+            "Users forgotten by retention (ttl, max_users, memory) or on request.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.state_bytes = Gauge(
+            "freshrec_state_bytes",
+            "Bytes of the entries the embedded views hold (what retention.memory_budget_mb bounds).",
+            registry=self.registry,
+        )
+        self._evicted_seen: dict[str, int] = {}
         self.log_bytes = Gauge("freshrec_log_bytes", "Bytes in the durable log.", registry=self.registry)
         self.ranker_version = Gauge(
             "freshrec_ranker_version",
@@ -45,6 +57,16 @@ class Metrics:
             ["metric", "model"],
             registry=self.registry,
         )
+
+    def observe_state(self, stats: dict[str, Any]) -> None:
+        """Publish users held, state bytes and evictions from the engine's ``stats()``."""
+        self.users.set(stats.get("users", 0))
+        if "state_bytes" in stats:
+            self.state_bytes.set(stats["state_bytes"])
+        for reason, count in stats.get("users_evicted", {}).items():
+            seen = self._evicted_seen.get(reason, 0)
+            self.users_evicted.labels(reason).inc(max(count - seen, 0))
+            self._evicted_seen[reason] = max(count, seen)
 
     def observe_ranker(self, info: dict[str, Any] | None) -> None:
         """Publish the serving ranker's version, age and offline metrics (``RankerInfo.to_json``)."""

@@ -14,7 +14,7 @@ import pytest
 from freshrec.bench.serving import USER_STRATEGIES
 from freshrec.bench.sizes import TINY
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 SQL_STRATEGIES = ("personalized", "session", "trending")
 

@@ -20,7 +20,7 @@ import pytest
 if TYPE_CHECKING:
     from conftest import Server, StartServer
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 MAX_BATCH = 100
 SMALL_BODY = 4096

@@ -14,7 +14,7 @@ from conftest import FRESHREC
 if TYPE_CHECKING:
     from conftest import Server, StartServer
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 ON_DEMAND = {"FRESHREC_EMBEDDINGS__MODEL": "none", "FRESHREC_CF__RETRAIN_EVERY_SECONDS": "0"}
 A = [f"a{i}" for i in range(20)]

@@ -17,7 +17,7 @@ from conftest import Server, StartServer, free_port
 
 from freshrec.client import AsyncClient, Client, FreshrecError, Recommendations, Rejected, RetryPolicy
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 ITEMS = [
     {"item_id": "sku-1", "category": "sports", "brand": "Acme", "price": 89.0},

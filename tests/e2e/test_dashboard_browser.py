@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from conftest import Server, StartServer
     from playwright.sync_api import Page
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 EXPERIMENT = {
     "variants": [

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from conftest import FRESHREC, free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 
 @pytest.fixture(scope="module")

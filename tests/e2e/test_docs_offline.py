@@ -19,7 +19,7 @@ import pytest
 if TYPE_CHECKING:
     from conftest import Server
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 PAGES = {"/docs": {}, "/graphql": {"accept": "text/html"}}
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -17,7 +17,7 @@ import pytest
 if TYPE_CHECKING:
     from conftest import Server, StartServer
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 CATEGORIES = ("books", "garden", "toys", "music", "sports", "beauty")
 TYPES = (

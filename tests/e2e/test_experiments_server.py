@@ -20,7 +20,7 @@ import pytest
 if TYPE_CHECKING:
     from conftest import Server, StartServer
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 USERS = 2_000
 WINDOW = 1800.0

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from freshrec.bench.postgres import PostgresServer
 from support import VIEW_COLUMNS, build_reference, dataset, eventgen, query, row_differences
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 VIEWS = ("user_category_affinity", "user_category_profile", "content_trending")
 
 

@@ -13,7 +13,7 @@ import pytest
 if TYPE_CHECKING:
     from conftest import Server
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 CATEGORIES = ("books", "garden", "toys", "music", "sports")
 PRICES = (10.0, 60.0, 250.0)  # budget, mid-range, premium

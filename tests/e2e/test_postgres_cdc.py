@@ -34,7 +34,7 @@ COLUMNS = orjson.dumps(
     {"id": "item_id", "name": "title", "attrs": "properties", "description": "text", "internal_note": None}
 ).decode()
 WAIT = 15.0
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 
 @pytest.fixture(scope="module")

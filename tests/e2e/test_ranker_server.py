@@ -12,7 +12,7 @@ from freshrec.demo.scenario import generate_scenario
 if TYPE_CHECKING:
     from conftest import StartServer
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 ENV = {
     "FRESHREC_EMBEDDINGS__MODEL": "none",

@@ -96,7 +96,7 @@ def _backfill_case(
     return compare
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_movielens_parquet_backfill_equals_json_replay(tmp_path: Path) -> None:
     directory = require(MOVIELENS_100K)
     records = list(read_records(directory, "recbole"))
@@ -124,7 +124,7 @@ def test_movielens_parquet_backfill_equals_json_replay(tmp_path: Path) -> None:
     compare(sorted({e["user_id"] for e in events})[:40])
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_datasqrl_parquet_backfill_equals_json_replay(tmp_path: Path) -> None:
     directory = require(DATASQRL)
     items = [r for _, r in read_records(directory / "content.json.gz", "datasqrl")]

@@ -40,7 +40,7 @@ from support import eventgen
 from support.kafka_broker import KafkaBroker
 from support.redis_server import RedisServer, free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 DIM = 8
 STRATEGIES = (

@@ -44,7 +44,7 @@ def workload() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     return sc.items, events, [*described, *others, "user-without-events"]
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_sql_answers_equal_freshrec_on_duckdb_and_postgres() -> None:
     items, events, users = workload()
     lines: list[str] = []
@@ -70,7 +70,7 @@ def test_sql_answers_equal_freshrec_on_duckdb_and_postgres() -> None:
     assert any(line.startswith("postgres trending") for line in lines)
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_postgres_server_runs_unprivileged_and_leaves_nothing_behind() -> None:
     with PostgresServer() as server:
         pid, directory = server.pid, server.directory

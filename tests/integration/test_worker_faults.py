@@ -20,7 +20,7 @@ from support.deployment import Deployment, Oracle, deployment, pair_differences,
 from support.kafka_broker import KafkaBroker
 from support.redis_server import RedisServer
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 #: A ``freshrec worker`` that SIGKILLs itself the first time it is about to commit offsets after a
 #: transaction that applied events: the effects are in Redis, the group's offsets are not.

@@ -11,10 +11,12 @@ pairs) must equal their SQL, and the shared applied-events counter must equal th
 (a double count shows as more). The second test also moves items to other categories, brands and price tiers
 mid-stream and compares the shared catalog and the popularity rankings.
 
-``FRESHREC_KILL_CYCLES`` sets the number of cycles (3 by default, for CI; the long form is 20) and
-``FRESHREC_KILL_SEED`` the random seed (printed on failure, so a failing run can be repeated)::
+Each test runs 3 cycles in the default suite (``FRESHREC_KILL_CYCLES`` changes that) and has a long form of
+20 cycles marked ``slow``; ``FRESHREC_KILL_SEED`` sets the random seed (printed on failure, so a failing run
+can be repeated)::
 
-    FRESHREC_KILL_CYCLES=20 .venv/bin/pytest tests/integration/test_worker_kill.py -q
+    .venv/bin/pytest tests/integration/test_worker_kill.py -m slow -q
+    FRESHREC_KILL_SEED=71961 .venv/bin/pytest tests/integration/test_worker_kill.py -q
 """
 
 from __future__ import annotations
@@ -41,12 +43,16 @@ from support.deployment import (
 from support.kafka_broker import KafkaBroker
 from support.redis_server import RedisServer
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.heavy
 
 CYCLES = int(os.environ.get("FRESHREC_KILL_CYCLES", "3"))
 SEED = int(os.environ.get("FRESHREC_KILL_SEED", str(random.randrange(1_000_000))))
 PER_CYCLE = 300
 CHUNK = 25
+LENGTHS = [
+    pytest.param(CYCLES, id=f"{CYCLES}-cycles"),
+    pytest.param(20, id="20-cycles", marks=pytest.mark.slow),
+]
 
 
 def shop(seed: int, n_events: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -119,13 +125,14 @@ def cycles(
     items: list[dict[str, Any]],
     events: list[dict[str, Any]],
     rng: random.Random,
+    n_cycles: int,
     changes: dict[int, list[dict[str, Any]]] | None = None,
 ) -> list[str]:
     """Run the kill cycles; returns what went wrong, cycle by cycle (empty: every cycle exact)."""
     problems: list[str] = []
     catalog = {i["item_id"]: i for i in items}
     excess = 0
-    for cycle in range(CYCLES):
+    for cycle in range(n_cycles):
         log: list[str] = []
         kill = killer(dep, rng, log)
         posted = events[: (cycle + 1) * PER_CYCLE]
@@ -154,24 +161,27 @@ def cycles(
     return problems
 
 
+@pytest.mark.parametrize("n_cycles", LENGTHS)
 def test_workers_killed_at_random_moments_count_every_event_once(
-    servers: tuple[RedisServer, KafkaBroker],
+    servers: tuple[RedisServer, KafkaBroker], n_cycles: int
 ) -> None:
     redis, broker = servers
     rng = random.Random(SEED)
-    items, events = shop(SEED % 1000, int(CYCLES * PER_CYCLE * 1.15) + 100)
-    assert len(events) >= CYCLES * PER_CYCLE
+    items, events = shop(SEED % 1000, int(n_cycles * PER_CYCLE * 1.15) + 100)
+    assert len(events) >= n_cycles * PER_CYCLE
     with deployment(redis.url, broker.bootstrap, "kill") as dep:
         start(dep, items)
-        problems = cycles(dep, items, events, rng)
-    assert not problems, f"seed {SEED}: {len(problems)} of {CYCLES} cycles wrong:\n" + "\n".join(problems)
+        problems = cycles(dep, items, events, rng, n_cycles)
+    assert not problems, f"seed {SEED}: {len(problems)} of {n_cycles} cycles wrong:\n" + "\n".join(problems)
 
 
-def catalog_changes(items: list[dict[str, Any]], rng: random.Random) -> dict[int, list[dict[str, Any]]]:
+def catalog_changes(
+    items: list[dict[str, Any]], rng: random.Random, n_cycles: int
+) -> dict[int, list[dict[str, Any]]]:
     """Per cycle, a few items that move to another category, brand and price (tier) or go out of stock."""
     movable = [i for i in items if all(i.get(a) is not None for a in ("brand", "price"))]
     out: dict[int, list[dict[str, Any]]] = {}
-    for cycle in range(CYCLES):
+    for cycle in range(n_cycles):
         for item in rng.sample(movable, 4):
             moved = dict(item)
             moved["category"] = rng.choice([c for c in eventgen.CATEGORIES if c != item["category"]])
@@ -182,13 +192,14 @@ def catalog_changes(items: list[dict[str, Any]], rng: random.Random) -> dict[int
     return out
 
 
+@pytest.mark.parametrize("n_cycles", LENGTHS)
 def test_catalog_changes_and_item_pairs_survive_repeated_kills(
-    servers: tuple[RedisServer, KafkaBroker],
+    servers: tuple[RedisServer, KafkaBroker], n_cycles: int
 ) -> None:
     redis, broker = servers
     rng = random.Random(SEED + 1)
-    items, events = shop(SEED % 1000 + 1, int(CYCLES * PER_CYCLE * 1.15) + 100)
+    items, events = shop(SEED % 1000 + 1, int(n_cycles * PER_CYCLE * 1.15) + 100)
     with deployment(redis.url, broker.bootstrap, "catalog") as dep:
         start(dep, items)
-        problems = cycles(dep, items, events, rng, catalog_changes(items, rng))
-    assert not problems, f"seed {SEED}: {len(problems)} of {CYCLES} cycles wrong:\n" + "\n".join(problems)
+        problems = cycles(dep, items, events, rng, n_cycles, catalog_changes(items, rng, n_cycles))
+    assert not problems, f"seed {SEED}: {len(problems)} of {n_cycles} cycles wrong:\n" + "\n".join(problems)

@@ -147,7 +147,7 @@ REST: list[tuple[str, str, str, Any, Role]] = [
     ("GET", "/v1/trending", "/v1/trending", None, Role.READ),
     ("GET", "/v1/views/{view}", "/v1/views/item_popularity", None, Role.READ),
     ("GET", "/v1/admin/models", "/v1/admin/models", None, Role.READ),
-    ("POST", "/v1/admin/train", "/v1/admin/train", None, Role.WRITE),
+    ("POST", "/v1/admin/train", "/v1/admin/train", None, Role.ADMIN),
     ("GET", "/v1/experiments", "/v1/experiments", None, Role.READ),
     ("GET", "/v1/experiments/{experiment_id}", "/v1/experiments/exp", None, Role.READ),
     ("GET", "/v1/experiments/{experiment_id}/results", "/v1/experiments/exp/results", None, Role.READ),

@@ -86,7 +86,7 @@ def test_unknown_strategy_is_refused() -> None:
 
 
 @needs(MOVIELENS_100K)
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_eval_on_movielens_writes_report_and_json_and_is_deterministic(tmp_path: Path) -> None:
     args = [
         "eval",

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from freshrec.api.docs import add_offline_docs
 from freshrec.api.graphql import graphql_router
+from freshrec.api.openapi import install_guard
 from freshrec.api.problems import capped_body
 from freshrec.api.responses import JSON
 from freshrec.api.routes import admin, dashboard, events, experiments, items, meta, related, users
@@ -256,13 +257,14 @@ def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime 
     )
     app.state.runtime = runtime
     add_offline_docs(app)
+    install_guard(app, engine.settings.server)
     for module in (events, related, items, users, meta, admin, experiments, dashboard):
         app.include_router(module.router)
     app.include_router(graphql_router(), tags=["graphql"])
 
     @app.exception_handler(InvalidInput)
     async def invalid_input(request: Request, exc: InvalidInput) -> JSON:
-        return JSON(capped_body(exc), status_code=exc.status)
+        return JSON(capped_body(exc), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSON:

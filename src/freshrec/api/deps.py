@@ -1,4 +1,4 @@
-"""Shared route helpers: the runtime, the request body with a size limit, roles, ids in paths."""
+"""Shared route helpers: the runtime, the request body with a size limit, roles and limits, ids in paths."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from freshrec.api.auth import Role, authorize
+from freshrec.api.auth import Role
+from freshrec.api.guard import Guard, guard_of
 from freshrec.errors import FieldProblem, InvalidInput
 from freshrec.events import id_problem
 
@@ -42,19 +43,48 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def guard(request: Request) -> Guard:
+    """The app's :class:`~freshrec.api.guard.Guard` (keys, rate limit, query limit)."""
+    return guard_of(request.app.state, runtime(request).engine.settings.server)
+
+
+def admit(request: Request, needed: Role | None) -> None:
+    """The checks of a guarded route: query-string size, rate limit, then ``needed`` (None: no role)."""
+    client = request.scope.get("client")
+    guard(request).admit(
+        request.headers, client[0] if client else None, request.scope["query_string"], needed
+    )
+
+
 def require_write(request: Request) -> None:
-    authorize(request.headers, runtime(request).engine.settings.server, Role.WRITE)
+    admit(request, Role.WRITE)
 
 
 def require_admin(request: Request) -> None:
-    authorize(request.headers, runtime(request).engine.settings.server, Role.ADMIN)
+    admit(request, Role.ADMIN)
 
 
 def require_read(request: Request) -> None:
     """The read role; then the runtime's mirrors are brought up to date (distributed mode)."""
-    rt = runtime(request)
-    authorize(request.headers, rt.engine.settings.server, Role.READ)
-    rt.before_read()
+    admit(request, Role.READ)
+    runtime(request).before_read()
+
+
+def require_metrics(request: Request) -> None:
+    """The role ``server.metrics_role`` names (none when 'open'; the rate and query limits still apply)."""
+    admit(request, guard(request).metrics_role)
+
+
+async def limit_graphql_body(request: Request) -> None:
+    """``/graphql``: query and rate limits, and the body read up to ``server.limits.max_graphql_bytes``.
+
+    Roles are checked per field (queries read, mutations write). The body read here is the one the
+    GraphQL handler parses (Starlette keeps it on the request).
+    """
+    admit(request, None)
+    if request.method == "POST":
+        limit = runtime(request).engine.settings.server.limits.max_graphql_bytes
+        request._body = await read_body(request, limit)
 
 
 def path_id(value: str, field: str, max_length: int) -> str:

@@ -15,15 +15,17 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import strawberry
-from fastapi import Request
+from fastapi import Depends, Request
 from graphql import GraphQLError
 from starlette.responses import HTMLResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.permission import BasePermission
 from strawberry.types import ExecutionContext, Info
 
-from freshrec.api.auth import Role, authorize
+from freshrec.api.auth import Role, presented_key
+from freshrec.api.deps import limit_graphql_body
 from freshrec.api.docs import graphiql_html
+from freshrec.api.guard import guard_of
 from freshrec.api.problems import listed
 from freshrec.catalog import validate_items
 from freshrec.errors import InvalidInput
@@ -96,14 +98,15 @@ def _checked_id(value: str, argument: str, max_length: int) -> str:
 
 
 class _NeedsRole(BasePermission):
-    """The REST routes' role check (:func:`freshrec.api.auth.authorize`) for one GraphQL field."""
+    """The REST routes' role check (the app's key ring) for one GraphQL field."""
 
     role: Role
 
     def has_permission(self, source: Any, info: Info[Any, Any], **kwargs: Any) -> bool:
         request: Request = info.context["request"]
         try:
-            authorize(request.headers, _runtime(info).engine.settings.server, self.role)
+            guard = guard_of(request.app.state, _runtime(info).engine.settings.server)
+            guard.ring.check(presented_key(request.headers), self.role)
         except InvalidInput as exc:
             info.context["response"].status_code = exc.status
             code = "UNAUTHENTICATED" if exc.status == 401 else "FORBIDDEN"
@@ -223,4 +226,10 @@ class _Router(GraphQLRouter[Any, Any]):
 
 
 def graphql_router() -> GraphQLRouter[Any, Any]:
-    return _Router(schema, path="/graphql", graphql_ide="graphiql")
+    """The router; its dependency applies the query, rate and body limits before anything is parsed."""
+    return _Router(
+        schema,
+        path="/graphql",
+        graphql_ide="graphiql",
+        dependencies=[Depends(limit_graphql_body)],
+    )

@@ -34,7 +34,24 @@ class BrokerUnavailable(RuntimeError):
 def client_config(settings: KafkaSettings) -> dict[str, Any]:
     if not settings.bootstrap:
         raise ValueError("kafka.bootstrap is not set (--kafka HOST:PORT)")
-    return {"bootstrap.servers": settings.bootstrap, "client.id": "freshrec"}
+    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap, "client.id": "freshrec"}
+    return {**config, **security_config(settings)}
+
+
+def security_config(settings: KafkaSettings) -> dict[str, Any]:
+    """librdkafka's security settings: SASL (PLAIN, SCRAM) credentials and TLS, when configured."""
+    config: dict[str, Any] = {}
+    protocol = settings.security_protocol
+    if settings.sasl_username is not None:
+        protocol = protocol or "SASL_PLAINTEXT"
+        config["sasl.mechanism"] = settings.sasl_mechanism
+        config["sasl.username"] = settings.sasl_username
+        config["sasl.password"] = settings.sasl_password
+    if protocol is not None:
+        config["security.protocol"] = protocol
+    if settings.ssl_ca_location is not None:
+        config["ssl.ca.location"] = str(settings.ssl_ca_location)
+    return config
 
 
 def ensure_topics(settings: KafkaSettings, timeout: float = 15.0) -> None:

@@ -249,6 +249,7 @@ class Worker:
         attempt = 0
         while True:
             before = mirror_entries(self.engine.catalog, run, catalog)
+            position = self._catalog_position()
             try:
                 with self.store.fenced(names, watch_logs=(CHANGES,), watch_reads=catalog) as fence:
                     split = unapplied(run, fence.stored, self._sought)
@@ -260,14 +261,17 @@ class Worker:
             except WatchError:
                 attempt += 1
                 self.stats.conflicts += 1
+                # the attempt may have mirrored committed changes of these very items (they are what moved
+                # the watched log): put the entries back *and* read those changes again, or the next
+                # attempt would take a real item for one it never heard of and publish a stub over it
                 restore_mirror(self.engine.catalog, before)
+                self._rewind_catalog(position)
                 log.info("a concurrent write touched what %d records read; applying them again", len(run))
                 time.sleep(min(0.5, 0.005 * attempt))
                 continue
             except Exception:  # the store failed (the batch is retried): mirror the shared catalog anew
                 restore_mirror(self.engine.catalog, before)
-                if isinstance(self.engine.shared, StoreCatalog):
-                    self.engine.shared.position = None
+                self._rewind_catalog(None)
                 raise
             self.stats.skipped += split.skipped
             for name, (first, stored) in split.gaps.items():
@@ -280,6 +284,15 @@ class Worker:
                 self._seek(first, stored)
             self._progress.update(fence.advance)
             return
+
+    def _catalog_position(self) -> str | None:
+        shared = self.engine.shared
+        return shared.position if isinstance(shared, StoreCatalog) else None
+
+    def _rewind_catalog(self, position: str | None) -> None:
+        """Mirror the shared catalog's changes again from ``position`` (None: from the whole catalog)."""
+        if isinstance(self.engine.shared, StoreCatalog):
+            self.engine.shared.position = position
 
     def _seek(self, message: Message, offset: int) -> None:
         if self._consumer is None:

@@ -27,7 +27,8 @@ class SimilarContent:
         if not np.any(vector):
             return []
         accept = make_filter(self.features, request)
-        wanted = request.k
+        # room for the items the filters drop (bought, out of stock), so that one search usually suffices
+        wanted = request.k + request.k // 2 + 8
         size = len(self.vectors)
         if size == 0:
             return []

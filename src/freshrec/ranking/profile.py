@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from freshrec.ranking.base import Features, Recommendation, Request, to_recommendations
-from freshrec.ranking.grouped import explain_parts, group_of_item, rank_by_groups
+from freshrec.ranking.grouped import GroupScore, explain_parts, group_of_item, rank_by_groups
 
 
 @dataclass(slots=True)
@@ -23,6 +23,11 @@ class ProfileParts:
             + (self.brand.get(brand, 0.0) if brand is not None else 0.0)
             + (self.tier.get(tier, 0.0) + self.drift.get(tier, 0.0) if tier is not None else 0.0)
         )
+
+    def scores(self, scale: float = 1.0, extra: dict[str, float] | None = None) -> GroupScore:
+        """:meth:`personalized` (times ``scale``, plus ``extra`` of the category) for every group at once."""
+        tiers = {t: self.tier.get(t, 0.0) + self.drift.get(t, 0.0) for t in {*self.tier, *self.drift}}
+        return GroupScore(self.category, self.brand, tiers, scale, extra or {})
 
     def tier_parts(self, tier: str | None, factor: float = 1.0) -> dict[str, float]:
         """The explanation of the tier part: conversion, and the drift boost when it is configured."""
@@ -79,9 +84,7 @@ class Personalized:
     def recommend(self, request: Request) -> list[Recommendation]:
         assert request.user_id is not None
         parts = profile_parts(self.features, request.user_id, request.now)
-        ranked = rank_by_groups(
-            self.features, request, parts.personalized, set(parts.category), set(parts.brand)
-        )
+        ranked = rank_by_groups(self.features, request, parts.scores(), set(parts.category), set(parts.brand))
 
         def explain(item_id: str) -> dict[str, object]:
             category, brand, tier = group_of_item(self.features, item_id)
@@ -112,10 +115,7 @@ class Session:
         recent = f.recent_activity.recent_scores(f.store, request.user_id, request.now)
         w_personal, w_recent = s.session_personalized_weight, s.session_recent_weight
 
-        def score(category: str | None, brand: str | None, tier: str | None) -> float:
-            base = w_personal * parts.personalized(category, brand, tier)
-            return base + w_recent * recent.get(category, 0.0) if category is not None else base
-
+        score = parts.scores(w_personal, {c: w_recent * v for c, v in recent.items()})
         ranked = rank_by_groups(f, request, score, set(parts.category) | set(recent), set(parts.brand))
 
         def explain(item_id: str) -> dict[str, object]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import numpy as np
+
+from freshrec.ranking.arrays import pair_sums, top_accepted
 from freshrec.ranking.base import (
     Features,
     Recommendation,
@@ -28,11 +31,13 @@ class CoVisit:
     def for_item(self, item_id: str, request: Request) -> list[Recommendation]:
         f = self.features
         accept = make_filter(f, request)
-        ranked = take(
-            by_scores(f, f.co_visits.ranked(f.store, item_id)),
-            lambda i: i != item_id and accept(i),
-            request.k,
-        )
+        ranked = _array_ranked(f, f.co_visits, [item_id], accept, request.k)
+        if ranked is None:
+            ranked = take(
+                by_scores(f, f.co_visits.ranked(f.store, item_id)),
+                lambda i: i != item_id and accept(i),
+                request.k,
+            )
         return [
             Recommendation(
                 i, s, {"frequency": int(s), "because_you_viewed": item_id} if request.explain else None
@@ -56,6 +61,9 @@ class CoVisit:
         exclude = set(sources)
         store = f.store
         co_visits = f.co_visits
+        fast = _array_ranked(f, co_visits, sources, accept, request.k)
+        if fast is not None:
+            return self._answer(sources, fast, request)
         iterators: list[Iterator[tuple[str, float]] | None] = [co_visits.ranked(store, s) for s in sources]
         frontier = [float("inf")] * len(iterators)
         scored: dict[str, float] = {}
@@ -83,13 +91,19 @@ class CoVisit:
                 break
         pops = f.pops(list(scored))
         best = sorted((-v, -p, i) for (i, v), p in zip(scored.items(), pops, strict=True))[: request.k]
+        return self._answer(sources, [(i, -neg) for neg, _, i in best], request)
+
+    def _answer(
+        self, sources: list[str], best: list[tuple[str, float]], request: Request
+    ) -> list[Recommendation]:
         if not request.explain:
-            return [Recommendation(i, -neg) for neg, _, i in best]
+            return [Recommendation(i, score) for i, score in best]
+        f = self.features
         out = []
-        for neg, _, i in best:
-            found = co_visits.frequencies(store, sources, i)
+        for i, score in best:
+            found = f.co_visits.frequencies(f.store, sources, i)
             reasons = {s: int(v) for s, v in zip(sources, found, strict=True) if v}
-            out.append(Recommendation(i, -neg, dict(reasons)))
+            out.append(Recommendation(i, score, dict(reasons)))
         return out
 
 
@@ -104,9 +118,23 @@ class AlsoBought:
     def for_item(self, item_id: str, request: Request) -> list[Recommendation]:
         f = self.features
         accept = make_filter(f, request)
-        bought_with = by_scores(f, f.also_bought.ranked(f.store, item_id))
-        ranked = take(bought_with, lambda i: i != item_id and accept(i), request.k)
+        ranked = _array_ranked(f, f.also_bought, [item_id], accept, request.k)
+        if ranked is None:
+            bought_with = by_scores(f, f.also_bought.ranked(f.store, item_id))
+            ranked = take(bought_with, lambda i: i != item_id and accept(i), request.k)
         return [
             Recommendation(i, s, {"users": int(s), "bought_with": item_id} if request.explain else None)
             for i, s in ranked
         ]
+
+
+def _array_ranked(
+    f: Features, view: object, sources: list[str], accept: Callable[[str], bool], k: int
+) -> list[tuple[str, float]] | None:
+    """The top ``k`` partners of ``sources`` (summed, sources left out) on columnar views; else None."""
+    summed = pair_sums(view, sources)
+    if summed is None:
+        return None
+    partners, values, source_ids = summed
+    values[np.isin(partners, source_ids)] = 0.0
+    return top_accepted(f.popularity, partners, values, accept, k)

@@ -124,6 +124,7 @@ class KeyTable:
 
     def __init__(self, columns: Mapping[str, Any], capacity: int = 256) -> None:
         self.n = 0
+        self._room = 16  # the out buffer of group(): grown to the longest chain read
         self._spec = dict(columns)
         self._slots = np.full(_MIN_SLOTS, EMPTY, dtype=np.int32)
         self._a = np.zeros(capacity, dtype=np.int64)
@@ -181,12 +182,14 @@ class KeyTable:
 
     def group(self, a: int) -> I32:
         """Rows whose first id is ``a`` (newest first)."""
-        out = np.empty(16, dtype=np.int32)
+        # sized by the longest chain read so far: a long chain is walked once, not once per doubling
+        out = np.empty(self._room, dtype=np.int32)
         while True:
             count = _chain(self._head, self._next, a, out)
             if count >= 0:
-                return out[:count]
-            out = np.empty(2 * len(out), dtype=np.int32)
+                return out[:count].copy() if count * 4 < len(out) else out[:count]
+            self._room *= 2
+            out = np.empty(self._room, dtype=np.int32)
 
     def column(self, name: str) -> Column:
         """The whole column (its capacity may exceed :attr:`n`; rows past ``n`` are zero)."""
@@ -225,6 +228,30 @@ class KeyTable:
             column[len(index) : self.n] = 0
         self.n = len(index)
         _reindex(self._slots, self._a, self._b, self._next, self._head, self.n)
+
+    def drop(self, first: Bools | None = None, second: Bools | None = None) -> int:
+        """Drop every row whose first id is True in ``first`` or whose second id is True in ``second``
+        (boolean arrays indexed by id; ids past their end are kept); returns how many rows went.
+
+        The rows left keep their order and move down, so the rows freed are reused by the next inserts:
+        a table under churn stays at its peak size.
+        """
+        gone = np.zeros(self.n, dtype=np.bool_)
+        for dead, ids in ((first, self._a), (second, self._b)):
+            if dead is None or not len(dead) or not self.n:
+                continue
+            keys = ids[: self.n]
+            inside = keys < len(dead)
+            gone[inside] |= dead[keys[inside]]
+        dropped = int(np.count_nonzero(gone))
+        if dropped:
+            self.keep(~gone)
+        return dropped
+
+    def used_bytes(self) -> int:
+        """Bytes of the rows held (keys, chain, columns and two index slots per row), not of the capacity."""
+        row = 8 + 8 + 4 + 2 * 4 + sum(c.itemsize * int(np.prod(c.shape[1:])) for c in self._columns.values())
+        return self.n * row
 
     # -- snapshots ----------------------------------------------------------------------------------
     def arrays(self) -> dict[str, Column]:

@@ -84,6 +84,8 @@ class RedisState:
         self._nss = f"{prefix}:namespaces"
         self._local = threading.local()
         self._fences = FenceLocal()
+        self._expiring: tuple[str, ...] = ()  # entity-key prefixes of the namespaces given a TTL
+        self._ttl_ms = 0
 
     @property
     def _r(self) -> rc.Client:
@@ -147,8 +149,26 @@ class RedisState:
 
     def _send(self, batch: rc.Batch) -> list[Any]:
         with self._client.pipeline(transaction=True) as p:
-            rc.queue(p, batch, self._seen)
+            self._queue(p, batch)
             return p.execute()
+
+    def _queue(self, pipe: Any, batch: rc.Batch) -> None:
+        """The batch's commands, then (retention) a fresh expiry on every key of an expiring namespace
+        it wrote, inside the same transaction."""
+        rc.queue(pipe, batch, self._seen)
+        if not self._expiring:
+            return
+        for rkey, (_, extra) in batch.kinds.items():
+            if rkey.startswith(self._expiring):
+                entity = rkey[: rkey.index("}:") + 2]
+                for key in (rkey, *(k for k in extra if k.startswith(entity))):
+                    pipe.pexpire(key, self._ttl_ms)
+
+    def expire_keys_after(self, namespaces: Iterable[str], seconds: float) -> None:
+        """Let every key of ``namespaces`` (views keyed by user) expire ``seconds`` after its last write:
+        an idle user's state leaves Redis by itself (Redis's clock; see docs/state.md)."""
+        self._expiring = tuple(f"{self._p}:{{{rc.esc(ns)}|" for ns in namespaces)
+        self._ttl_ms = max(1, round(seconds * 1000))
 
     @contextmanager
     def _committed(self) -> Iterator[None]:
@@ -171,7 +191,7 @@ class RedisState:
         self._local.batch = None
         fence = self._fences.fence
         if fence is not None and not fence.used:
-            fence.execute(lambda pipe: rc.queue(pipe, batch, self._seen))
+            fence.execute(lambda pipe: self._queue(pipe, batch))
         else:
             self._send(batch)
 

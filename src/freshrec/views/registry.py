@@ -25,8 +25,8 @@ from freshrec.views.columnar import profile as columnar_profile
 from freshrec.views.columnar import tier_drift as columnar_tier_drift
 from freshrec.views.columnar import trending as columnar_trending
 from freshrec.views.columnar.batch import ColumnarView, Vocabulary
-from freshrec.views.covisit import AlsoBought, CoVisits
-from freshrec.views.history import UserHistory
+from freshrec.views.covisit import BOUGHT, RECENT, AlsoBought, CoVisits
+from freshrec.views.history import PURCHASES, UserHistory
 from freshrec.views.interest import UserInterest
 from freshrec.views.popularity import ItemPopularity
 from freshrec.views.trending import ContentTrending
@@ -50,6 +50,19 @@ ORDER = (
 )
 #: views only the embedded (columnar) state keeps
 EMBEDDED_ONLY = ("category_cross_affinity", "user_price_tier_drift")
+#: namespaces of a networked store whose keys are users (``retention.user_ttl_days`` expires them)
+USER_NAMESPACES = (
+    "user_category_profile",
+    "user_category_affinity",
+    "user_recent_activity",
+    "user_brand_profile",
+    "user_price_sensitivity",
+    "user_items",
+    "user_history",
+    PURCHASES,
+    RECENT,
+    BOUGHT,
+)
 
 
 @dataclass

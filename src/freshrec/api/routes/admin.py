@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from freshrec.api.deps import require_read, require_write, runtime
+from freshrec.api.deps import require_admin, require_read, runtime
 from freshrec.api.responses import JSON
 from freshrec.api.schemas import ERRORS
 
@@ -15,7 +15,7 @@ router = APIRouter(tags=["models"])
 
 @router.post(
     "/v1/admin/train",
-    dependencies=[Depends(require_write)],
+    dependencies=[Depends(require_admin)],
     responses=ERRORS,
     summary="Retrain CF (and, with a data directory, the hybrid ranker) now; returns once they serve",
 )

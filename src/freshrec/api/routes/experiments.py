@@ -3,25 +3,46 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
 
-from freshrec.api.deps import path_id, require_admin, require_read, runtime
+from freshrec.api.deps import path_id, read_body, require_admin, require_read, runtime
 from freshrec.api.responses import JSON
-from freshrec.api.schemas import ERRORS
+from freshrec.api.schemas import ERRORS, body_schema
+from freshrec.errors import FieldProblem, InvalidInput
 from freshrec.experiments import ExperimentIn, serving
 from freshrec.experiments.model import EXPERIMENT_ID_MAX
 
 router = APIRouter(tags=["experiments"])
+#: largest experiment declaration read
+MAX_SPEC_BYTES = 64 * 1024
+_SPEC_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": body_schema(ExperimentIn)}}}
+}
+
+
+async def _spec(request: Request) -> ExperimentIn:
+    """The body as an experiment declaration (read after the role check: 401 comes before any 422)."""
+    body = await read_body(request, MAX_SPEC_BYTES)
+    try:
+        return ExperimentIn.model_validate_json(body)
+    except ValidationError as exc:
+        problems = [
+            FieldProblem(0, ".".join(str(p) for p in err["loc"]) or "body", err["msg"])
+            for err in exc.errors()
+        ]
+        raise InvalidInput("invalid experiment declaration", problems) from None
 
 
 @router.put(
     "/v1/experiments/{experiment_id}",
     dependencies=[Depends(require_admin)],
     responses=ERRORS,
+    openapi_extra=_SPEC_BODY,
     summary="Declare or change an experiment (its variants, weights, strategies, metric window)",
 )
-async def put_experiment(experiment_id: str, spec: ExperimentIn, request: Request) -> JSON:
+async def put_experiment(experiment_id: str, request: Request) -> JSON:
     path_id(experiment_id, "experiment_id", EXPERIMENT_ID_MAX)
-    return JSON(await serving.put(runtime(request), experiment_id, spec))
+    return JSON(await serving.put(runtime(request), experiment_id, await _spec(request)))
 
 
 @router.delete(

@@ -16,7 +16,6 @@ from freshrec.errors import InvalidInput, NotFound
 from freshrec.events import ITEM_ID_MAX
 
 router = APIRouter(tags=["items"])
-MAX_ITEMS_BODY = 64 * 1024 * 1024
 _ITEM_SCHEMA = ItemIn.model_json_schema()
 
 
@@ -37,7 +36,8 @@ def _decode(body: bytes) -> Any:
 async def put_item(item_id: str, request: Request) -> JSON:
     path_id(item_id, "item_id", ITEM_ID_MAX)
     rt = runtime(request)
-    payload = _decode(await read_body(request, MAX_ITEMS_BODY))
+    limits = rt.engine.settings.server.limits
+    payload = _decode(await read_body(request, limits.max_items_body_bytes))
     if not isinstance(payload, dict):
         raise InvalidInput("expected an item object")
     if payload.get("item_id", item_id) != item_id:
@@ -61,7 +61,9 @@ async def put_item(item_id: str, request: Request) -> JSON:
 )
 async def post_items(request: Request) -> JSON:
     rt = runtime(request)
-    items = await rt.prepare_items(validate_items(_decode(await read_body(request, MAX_ITEMS_BODY))))
+    limits = rt.engine.settings.server.limits
+    payload = _decode(await read_body(request, limits.max_items_body_bytes))
+    items = await rt.prepare_items(validate_items(payload, limits.max_items_batch))
     stamp = time.time()
     await rt.write_items(items, stamp)
     rt.metrics.items.set(len(rt.engine.catalog))

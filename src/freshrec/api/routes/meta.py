@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from freshrec.api.deps import require_read, runtime
+from freshrec.api.deps import require_metrics, require_read, runtime
 from freshrec.api.responses import JSON
 from freshrec.api.schemas import ERRORS
 from freshrec.errors import InvalidInput
@@ -76,11 +76,18 @@ async def health(request: Request) -> JSON:
     return JSON(body)
 
 
-@router.get("/metrics", tags=["meta"], summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    tags=["meta"],
+    dependencies=[Depends(require_metrics)],
+    response_class=PlainTextResponse,
+    responses=ERRORS,
+    summary="Prometheus metrics (the role `server.metrics_role` names; open by default)",
+)
 async def metrics(request: Request) -> Response:
     rt = runtime(request)
     rt.metrics.items.set(len(rt.engine.catalog))
-    rt.metrics.users.set(rt.engine.stats().get("users", 0))
+    rt.metrics.observe_state(rt.engine.stats())
     ranker = rt.engine.ranker.model
     rt.metrics.observe_ranker(None if ranker is None else ranker.info.to_json())
     if rt.datadir is not None:

@@ -22,6 +22,7 @@ from freshrec.views.base import Resolved, Row
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
 NONE = -1  # the id of a missing category, brand or tier
 
 
@@ -40,17 +41,18 @@ class Vocabulary:
         """Ids of ``names``, :data:`NONE` where a name is missing."""
         return np.asarray([NONE if n is None else interner.id(n) for n in names], dtype=np.int64)
 
-    def arrays(self) -> dict[str, list[str]]:
+    def arrays(self) -> dict[str, Any]:
         return {
             "users": self.users.names(),
             "items": self.items.names(),
             "categories": self.categories.names(),
             "brands": self.brands.names(),
+            "free_users": self.users.free_ids(),  # forgotten users' ids (retention)
         }
 
-    def load(self, names: dict[str, list[str]]) -> None:
+    def load(self, names: dict[str, Any]) -> None:
+        self.users.load(names.get("users", []), names.get("free_users", []))
         for kind, interner in (
-            ("users", self.users),
             ("items", self.items),
             ("categories", self.categories),
             ("brands", self.brands),
@@ -188,6 +190,16 @@ class ColumnarView(Protocol):
         """Bytes held by the view's arrays."""
         ...
 
+    def used_bytes(self) -> int:
+        """Bytes of the entries held (what retention's memory budget counts), not of the capacity."""
+        ...
+
+    def forget_users(self, dead: Bools) -> None:
+        """Drop every entry of the users whose id is True in ``dead`` (their ids are reused next)."""
+
+    def forget_items(self, dead: Bools) -> None:
+        """Drop the item-keyed entries of the (deleted) items whose id is True in ``dead``."""
+
 
 class OneTable:
     """Snapshot methods of a view whose whole state is one :class:`KeyTable` named ``table``."""
@@ -202,6 +214,24 @@ class OneTable:
 
     def nbytes(self) -> int:
         return self.table.nbytes()
+
+    def used_bytes(self) -> int:
+        return self.table.used_bytes()
+
+    def forget_users(self, dead: Bools) -> None:
+        """The table is keyed by ``(user, ...)``: the users' rows go."""
+        self.table.drop(first=dead)
+
+    def forget_items(self, dead: Bools) -> None:
+        """Keyed by user: a user's entries about a deleted item are the user's history and stay."""
+
+
+def marked(flags: Bools, ids: Any) -> Bools:
+    """``flags[ids]``, False for ids past the end of ``flags``."""
+    out = np.zeros(len(ids), dtype=np.bool_)
+    inside = ids < len(flags)
+    out[inside] = flags[ids[inside]]
+    return out
 
 
 def rows_of_user(table: KeyTable, vocabulary: Vocabulary, user_id: str | None) -> Any:

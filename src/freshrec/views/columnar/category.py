@@ -145,6 +145,16 @@ class UserCategoryProfile:
     def nbytes(self) -> int:
         return self.table.nbytes() + self.items.nbytes()
 
+    def used_bytes(self) -> int:
+        return self.table.used_bytes() + self.items.used_bytes()
+
+    def forget_users(self, dead: Any) -> None:
+        self.table.drop(first=dead)
+        self.items.drop(first=dead)
+
+    def forget_items(self, dead: Any) -> None:
+        """A user's distinct items are the user's history: a deleted item still counts for them."""
+
 
 @numba.njit(cache=True)
 def _apply_weekly(

@@ -19,7 +19,7 @@ import numpy as np
 from freshrec.config import Settings
 from freshrec.state.keytable import EMPTY, KeyTable
 from freshrec.views.base import Row
-from freshrec.views.columnar.batch import Batch, Vocabulary
+from freshrec.views.columnar.batch import Batch, Bools, Vocabulary, marked
 
 
 @numba.njit(cache=True)
@@ -228,3 +228,32 @@ class CoVisits:
     def nbytes(self) -> int:
         line: int = sum(v.nbytes for v in self._line.values())
         return self.pairs.nbytes() + self._head.nbytes + self._newest.nbytes + line
+
+    def used_bytes(self) -> int:
+        per_row: int = sum(v.itemsize for v in self._line.values())
+        per_user = self._head.itemsize + self._newest.itemsize
+        return self.pairs.used_bytes() + self._n_line * per_row + len(self.vocabulary.users) * per_user
+
+    def forget_users(self, dead: Bools) -> None:
+        """The users' timeline rows go; the pair counts they added stay (an anonymous aggregate)."""
+        inside = np.flatnonzero(dead[: len(self._head)])
+        if len(inside):
+            self._head[inside] = EMPTY
+            self._newest[inside] = 0.0
+            self._drop_line(marked(dead, self._line["user"][: self._n_line]))
+
+    def forget_items(self, dead: Bools) -> None:
+        """A deleted item's pairs go, both ways, and so do its timeline rows."""
+        self.pairs.drop(first=dead, second=dead)
+        self._drop_line(marked(dead, self._line["item"][: self._n_line]))
+
+    def _drop_line(self, gone: Bools) -> None:
+        if not gone.any():
+            return
+        line = self._line
+        line["ts"][: self._n_line][gone] = -np.inf  # older than any user's newest - span: compacted away
+        self._n_line = _compact(
+            self._head, self._newest, self.window + self.lateness, line["user"], line["ts"],
+            line["item"], line["prev"], self._n_line,
+        )  # fmt: skip
+        self._compacted_at = self._n_line

@@ -158,3 +158,14 @@ class CategoryCrossAffinity:
 
     def nbytes(self) -> int:
         return self.bought.nbytes() + self.pairs.nbytes() + self.buyers.nbytes
+
+    def used_bytes(self) -> int:
+        return self.bought.used_bytes() + self.pairs.used_bytes() + self.buyers.nbytes
+
+    def forget_users(self, dead: Any) -> None:
+        """The users' purchased categories go; the counts they added stay (anonymous aggregates): a user
+        who comes back is a new buyer."""
+        self.bought.drop(first=dead)
+
+    def forget_items(self, dead: Any) -> None:
+        """Keyed by category: nothing of an item."""

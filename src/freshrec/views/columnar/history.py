@@ -17,7 +17,7 @@ import numpy as np
 from freshrec.config import Settings
 from freshrec.state.keytable import EMPTY, KeyTable
 from freshrec.views.base import Row
-from freshrec.views.columnar.batch import Batch, Vocabulary
+from freshrec.views.columnar.batch import Batch, Bools, Vocabulary, marked
 
 SLACK = 32
 
@@ -180,6 +180,30 @@ class UserHistory:
         line: int = sum(c.nbytes for c in self._line)
         return line + self._head.nbytes + self._count.nbytes + self._alive.nbytes + 8 * len(self._event_ids)
 
+    def used_bytes(self) -> int:
+        live = len(self._event_ids) - self._dead
+        per_row = sum(c.itemsize for c in self._line) + 1 + 8  # + alive flag + the event id's reference
+        per_user = self._head.itemsize + self._count.itemsize
+        return live * per_row + len(self.vocabulary.users) * per_user
+
+    def forget_users(self, dead: Bools) -> None:
+        """The users' events go: marked dead (compacted later, like the rows beyond N), their chains cut,
+        so a reused id starts empty."""
+        n = len(self._event_ids)
+        inside = np.flatnonzero(dead[: len(self._head)])
+        if not len(inside) or not n:
+            return
+        gone = self._alive[:n] & marked(dead, self._line[0][:n])
+        self._alive[:n] &= ~gone
+        self._dead += int(np.count_nonzero(gone))
+        self._head[inside] = EMPTY
+        self._count[inside] = 0
+        if self._dead > max(n // 2, 4096):
+            self._compact()
+
+    def forget_items(self, dead: Bools) -> None:
+        """A user's events of a deleted item are the user's history and stay."""
+
 
 @numba.njit(cache=True)
 def _bought_with(
@@ -264,3 +288,15 @@ class AlsoBought:
 
     def nbytes(self) -> int:
         return self.pairs.nbytes() + self.purchases.nbytes()
+
+    def used_bytes(self) -> int:
+        return self.pairs.used_bytes() + self.purchases.used_bytes()
+
+    def forget_users(self, dead: Bools) -> None:
+        """The users' purchases go (``user_history`` reads them too); the pair counts they added stay (an
+        anonymous aggregate): a user who comes back is a new distinct buyer."""
+        self.purchases.drop(first=dead)
+
+    def forget_items(self, dead: Bools) -> None:
+        """A deleted item's pairs go, both ways; users' purchases of it stay (their history)."""
+        self.pairs.drop(first=dead, second=dead)

@@ -132,3 +132,16 @@ class ItemPopularity:
 
     def nbytes(self) -> int:
         return self.counts.nbytes + self.total.nbytes
+
+    def used_bytes(self) -> int:
+        n = len(self.vocabulary.items)
+        return n * (self.counts.itemsize * len(self.types) + self.total.itemsize)
+
+    def forget_users(self, dead: Any) -> None:
+        """Keyed by item: what a forgotten user added stays (an anonymous aggregate)."""
+
+    def forget_items(self, dead: Any) -> None:
+        """A deleted item's counters restart at zero (its rankings were left by ``on_item_change``)."""
+        ids = np.flatnonzero(dead[: len(self.total)])
+        self.counts[ids] = 0
+        self.total[ids] = 0.0

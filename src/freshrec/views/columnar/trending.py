@@ -265,6 +265,20 @@ class ContentTrending:
     def nbytes(self) -> int:
         return self.panes.nbytes() + self.users.nbytes()
 
+    def used_bytes(self) -> int:
+        return self.panes.used_bytes() + self.users.used_bytes()
+
+    def forget_users(self, dead: Any) -> None:
+        """The users' (item, user) pane masks go; the counts they added stay: a user who comes back in the
+        same window is a new distinct user."""
+        if self.users.drop(second=dead):
+            self._cache.clear()
+
+    def forget_items(self, dead: Any) -> None:
+        """A deleted item's panes and users go."""
+        if self.panes.drop(first=dead) + self.users.drop(first=dead):
+            self._cache.clear()
+
 
 class _Ranked:
     """One window's ranking, with per-category lists made on first use."""
