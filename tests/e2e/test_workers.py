@@ -17,7 +17,6 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import pytest
 
 from freshrec.config import load_settings
 from freshrec.datasets.files import read_records
@@ -27,7 +26,6 @@ from shared_data import DATASQRL, needs, path_of
 if TYPE_CHECKING:
     from conftest import Server, StartServer
 
-pytestmark = pytest.mark.slow
 
 STRATEGIES = ("personalized", "session", "trending_for_you", "trending", "covisit", "cf", "hybrid")
 ENV = {"FRESHREC_EMBEDDINGS__MODEL": "none", "FRESHREC_CF__RETRAIN_EVERY_SECONDS": "0"}
