@@ -39,6 +39,7 @@ BATCH = 200
 END_TS = 1_734_567_890.25  # a fixed instant (December 2024), on no window boundary
 WATCHED_USERS = ("user-00", "user-01", "user-07", "user-13", "user-29")
 STRATEGIES = ("personalized", "session", "trending_for_you", "trending", "hybrid")
+PER_PROCESS = frozenset({"duplicate_events", "process", "workers"})
 VIEWS = (
     "user_category_profile",
     "user_category_affinity",
@@ -141,8 +142,8 @@ def observe(server: Server) -> dict[str, Any]:
     """Everything a client can read that depends on the applied events and items."""
     health = server.get_json("/health")
     state: dict[str, Any] = {
-        # duplicate_events counts re-sends seen by this process only; everything else is state
-        "health": {k: v for k, v in health.items() if k != "duplicate_events"},
+        # re-sends counted since the server started, and which of its processes answered: not state
+        "health": {k: v for k, v in health.items() if k not in PER_PROCESS},
         "trending": server.get_json("/v1/trending", k=30),
         "items": {
             item_id: server.get(f"/v1/items/{item_id}").json()
@@ -173,7 +174,16 @@ def observe(server: Server) -> dict[str, Any]:
 def assert_same(after: dict[str, Any], before: dict[str, Any]) -> None:
     assert after.keys() == before.keys()
     differing = [key for key in before if after[key] != before[key]]
-    assert not differing, f"differs after restart: {differing[:10]}"
+    detail = {
+        key: {
+            f: (before[key].get(f), after[key].get(f))
+            for f in before[key].keys() | after[key].keys()
+            if before[key].get(f) != after[key].get(f)
+        }
+        for key in differing[:3]
+        if isinstance(before[key], dict)
+    }
+    assert not differing, f"differs after restart: {differing[:10]} {detail}"
 
 
 def log_segments(data_dir: Path) -> list[Path]:

@@ -112,6 +112,9 @@ class Runtime:
     def close(self) -> None:
         """Release what the runtime holds (called once at shutdown)."""
 
+    def models_swapped(self) -> None:
+        """A retrain swapped a new model in (the writer of several processes tells its readers)."""
+
     async def start(self) -> None:
         """Before the first request: declare the settings file's experiments (journaled)."""
         await declare_configured(self)
@@ -167,6 +170,8 @@ class Runtime:
             data = await asyncio.to_thread(cf.collect, engine.store, engine.total_applied()[0])
         collected = time.perf_counter() - started
         model = await asyncio.to_thread(cf.fit, data)
+        if model is not None:
+            self.models_swapped()
         out: dict[str, Any] = {
             "trained": model is not None,
             "collect_seconds": round(collected, 3),
@@ -185,6 +190,8 @@ class Runtime:
             events = await asyncio.to_thread(self.datadir.logged_events)
             items, dim = catalog_records(engine)
         model = await asyncio.to_thread(engine.ranker.train, engine.settings, items, events, dim)
+        if model is not None:
+            self.models_swapped()
         return None if model is None else model.info.to_json()
 
     async def ranker_schedule(self) -> None:

@@ -28,6 +28,7 @@ class Follower:
     ) -> None:
         self.engine = engine
         self.shared = shared
+        self.data_dir = data_dir
         self.log_dir = data_dir / "log"
         self.models_dir = data_dir / "models"
         self.position = position
@@ -41,7 +42,8 @@ class Follower:
 
     def follow(self) -> int:
         """Apply what the writer published since the last call; returns how many records."""
-        target, generation = self.shared.read()
+        target, generation, duplicates = self.shared.read_all()
+        self.engine.duplicate_events = duplicates
         applied = 0
         if target != self.position:
             engine = self.engine

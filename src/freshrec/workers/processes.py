@@ -76,19 +76,9 @@ class WriterRuntime(Runtime):
             return await super().journal_and_apply(records, apply)
         finally:
             assert self.datadir is not None
-            self.shared.publish(self.datadir.log.position())
+            self.shared.publish(self.datadir.log.position(), duplicates=self.engine.duplicate_events)
 
-    async def retrain(self) -> dict[str, Any]:
-        out = await super().retrain()
-        self._models_swapped()
-        return out
-
-    async def retrain_ranker(self) -> dict[str, Any] | None:
-        out = await super().retrain_ranker()
-        self._models_swapped()
-        return out
-
-    def _models_swapped(self) -> None:
+    def models_swapped(self) -> None:
         assert self.datadir is not None
         self.shared.bump_generation(self.datadir.log.position())
 

@@ -44,7 +44,7 @@ class ReaderRuntime(Runtime):
 
     def status(self) -> dict[str, Any]:
         self.follower.follow()
-        return {"mode": "embedded", "process": "reader"}
+        return {"mode": "embedded", "process": "reader", "data_dir": str(self.follower.data_dir)}
 
     async def start(self) -> None:
         """Nothing: the writer declares the configured experiments."""
