@@ -37,6 +37,7 @@ from freshrec.distributed.kafka import client_config, ensure_topics, producer_co
 from freshrec.engine import Engine
 from freshrec.errors import InvalidInput
 from freshrec.events import Event, validate_events
+from freshrec.experiments.shared import SharedExperiments, exposure_problem
 from freshrec.state.redis import RedisState
 
 try:
@@ -59,6 +60,7 @@ class WorkerStats:
         0  # fenced transactions started again: another worker applied first, or the catalog moved
     )
     skipped: int = 0  # records already applied (below their partition's stored offset)
+    exposures: int = 0  # experiment exposures applied
     assigned: list[str] = field(default_factory=list)
 
 
@@ -82,6 +84,11 @@ def record_id(message: Message) -> str:
     return f"kafka:{message.topic()}:{message.partition()}:{message.offset()}"
 
 
+def position(message: Message) -> int:
+    """A record's place in its partition, from 1 (the log order attribution ties are broken by)."""
+    return (message.offset() or 0) + 1
+
+
 class Worker:
     """Consumes the events and items topics of ``settings.kafka`` into ``engine``'s state."""
 
@@ -96,6 +103,7 @@ class Worker:
         if not isinstance(engine.store, RedisState):
             raise ValueError("freshrec worker needs the shared state of distributed mode (redis://...)")
         self.store: RedisState = engine.store
+        engine.experiments = SharedExperiments(engine.store)
         self._progress: dict[str, int] = {}  # partition -> offset applied up to, not yet committed
         self._sought: dict[str, int] = {}  # partition -> stored offset it was sought back to (a gap)
         self._rereading: set[str] = set()  # partitions sought back in this batch: the rest of it is dropped
@@ -310,11 +318,19 @@ class Worker:
     def _apply_events(self, run: Sequence[Message]) -> None:
         letters = self.stats.dead_letters
         payloads: list[tuple[Message, Any]] = []
+        exposures: list[tuple[int, dict[str, Any]]] = []  # (position in the partition, record)
         for message in run:
             try:
                 payload = orjson.loads(message.value() or b"")
             except orjson.JSONDecodeError as exc:
                 self.dead_letter(message, f"not JSON: {exc}")
+                continue
+            if isinstance(payload, dict) and payload.get("op") == "exposure":
+                wrong = exposure_problem(payload)
+                if wrong is None:
+                    exposures.append((position(message), payload))
+                else:
+                    self.dead_letter(message, wrong)
                 continue
             if isinstance(payload, dict) and "event_id" not in payload:
                 payload["event_id"] = record_id(message)  # the same id on every re-delivery
@@ -335,7 +351,14 @@ class Worker:
                 payloads = [p for n, p in enumerate(payloads) if n not in bad]
         self._flush_letters(letters)
         fresh = self.engine.new_events(events)
-        self.engine.apply_events(fresh)
+        experiments = self.engine.experiments
+        if isinstance(experiments, SharedExperiments) and (exposures or experiments.any_declared()):
+            # exposures and credits join the batch's fenced transaction (written just before it commits)
+            at = {p["event_id"]: position(m) for m, p in reversed(payloads) if isinstance(p, dict)}
+            experiments.apply_with_events(self.engine, exposures, fresh, at, max(map(position, run)))
+            self.stats.exposures += len(exposures)
+        else:
+            self.engine.apply_events(fresh)
         self.stats.events_applied += len(fresh)
 
     def _judge_each(self, payloads: Sequence[tuple[Message, Any]]) -> dict[int, list[str]]:

@@ -1,7 +1,9 @@
 """Serving through an experiment: assign the user, answer with the variant's strategy, log the exposure.
 
-The exposure is written to the durable log (and applied) before the answer leaves, so an answer a client
-saw is never missing from the results, whatever happens to the process afterwards.
+The exposure is durable before the answer leaves: written to the data directory's log (and applied) in
+embedded mode, acknowledged by the broker in distributed mode (a worker applies it, see
+:mod:`freshrec.experiments.shared`). So an answer a client saw is never missing from the results, whatever
+happens to the process afterwards.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from freshrec.engine import Engine
 from freshrec.errors import InvalidInput
@@ -32,6 +34,12 @@ class Journaling(Protocol):
     async def journal_and_apply(self, records: list[dict[str, Any]], apply: Callable[[], Any]) -> Any: ...
 
 
+class Publishing(Protocol):
+    """A distributed runtime: exposures go to the events topic."""
+
+    async def publish_exposure(self, record: dict[str, Any]) -> None: ...
+
+
 @dataclass(slots=True)
 class Answer:
     experiment: Experiment
@@ -43,7 +51,7 @@ class Answer:
 
 def _supported(rt: Journaling) -> None:
     if not rt.experiments_supported:
-        raise InvalidInput("experiments are served in embedded mode only in this version", status=501)
+        raise InvalidInput("experiments are not served by this runtime", status=501)
 
 
 async def recommend(
@@ -69,8 +77,11 @@ async def recommend(
     record = registry.exposure_record(
         request_id, experiment, variant, user_id, [r.item_id for r in recs], rt.engine.now()
     )
-    async with rt.write_lock:
-        await rt.journal_and_apply([record], lambda: registry.apply_record(record))
+    if registry.published:
+        await cast(Publishing, rt).publish_exposure(record)
+    else:
+        async with rt.write_lock:
+            await rt.journal_and_apply([record], lambda: registry.apply_record(record))
     return Answer(experiment, variant.name, variant.strategy, recs, degraded)
 
 
