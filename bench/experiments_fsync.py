@@ -1,11 +1,12 @@
 """What logging exposures costs an embedded server: recommendations with ``?experiment=`` against without.
 
-    python bench/experiments_fsync.py [SECONDS] [CONCURRENCY] [--no-fsync] [--workers N]
+    python bench/experiments_fsync.py [SECONDS] [CONCURRENCY] [--no-fsync] [--workers N] [--strategy S]
 
 Starts ``freshrec serve`` on a fresh data directory (fsync on unless ``--no-fsync``), loads 500 items and
 20,000 events of 2,000 users, declares a 50/50 experiment, then for SECONDS each (default 10) has
 CONCURRENCY clients (default 16) ask for recommendations of random users: first without an experiment, then
-with ``?experiment=`` (every answer an exposure written to the log before it leaves). Prints answers/s and
+with ``?experiment=`` (every answer an exposure written to the log before it leaves), the same strategy in
+both phases. Prints answers/s and
 the p50/p99 latency of both phases, and the exposures the server logged.
 """
 
@@ -26,11 +27,14 @@ import httpx
 from freshrec.bench.processes import stop_process
 
 USERS = 2_000
+#: both variants and the phase without an experiment answer with this strategy: the difference between the
+#: phases is the exposure's logging alone
+STRATEGY = sys.argv[sys.argv.index("--strategy") + 1] if "--strategy" in sys.argv else "personalized"
 ITEMS = 500
 EXPERIMENT = {
     "variants": [
-        {"name": "control", "weight": 50, "strategy": "trending"},
-        {"name": "fresh", "weight": 50, "strategy": "personalized"},
+        {"name": "control", "weight": 50, "strategy": STRATEGY},
+        {"name": "fresh", "weight": 50, "strategy": STRATEGY},
     ],
     "metric_window_seconds": 1800,
 }
@@ -67,7 +71,7 @@ def load(client: httpx.Client) -> None:
 async def phase(base: str, seconds: float, concurrency: int, experiment: bool) -> tuple[int, list[float]]:
     latencies: list[float] = []
     stop = time.perf_counter() + seconds
-    params = {"k": "10", **({"experiment": "bench"} if experiment else {})}
+    params = {"k": "10", **({"experiment": "bench"} if experiment else {"strategy": STRATEGY})}
 
     async def client_loop(n: int) -> None:
         rng = random.Random(n)
@@ -90,7 +94,7 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    args = [a for a in sys.argv[1:] if a.isdigit() or a.replace(".", "", 1).isdigit()]
     seconds = float(args[0]) if args else 10.0
     concurrency = int(args[1]) if len(args) > 1 else 16
     workers = sys.argv[sys.argv.index("--workers") + 1] if "--workers" in sys.argv else "1"
@@ -114,7 +118,11 @@ def main() -> None:
                     raise SystemExit("the server did not start")
                 time.sleep(0.2)
             load(client)
-            print(f"fsync={'on' if fsync else 'off'} workers={workers} concurrency={concurrency}", flush=True)
+            print(
+                f"fsync={'on' if fsync else 'off'} workers={workers} concurrency={concurrency} "
+                f"strategy={STRATEGY}",
+                flush=True,
+            )
             for experiment in (False, True):
                 rate, latencies = asyncio.run(phase(base, seconds, concurrency, experiment))
                 label = "?experiment=" if experiment else "no experiment"
