@@ -207,6 +207,21 @@ class SharedExperiments(Experiments):
         """Nothing: the store holds the experiments."""
 
 
+def position(offset: int | None) -> int:
+    """A record's place in its partition, from 1 (the log order attribution breaks ties by)."""
+    return (offset or 0) + 1
+
+
+def take_exposure(payload: Any, seq: int, into: list[tuple[int, Mapping[str, Any]]]) -> str | None:
+    """None: ``payload`` is no exposure record; "": it is one, added to ``into``; else why it is invalid."""
+    if not isinstance(payload, dict) or payload.get("op") != "exposure":
+        return None
+    problem = exposure_problem(payload)
+    if problem is None:
+        into.append((seq, payload))
+    return problem or ""
+
+
 def exposure_problem(record: Mapping[str, Any]) -> str | None:
     """Why an exposure record of the events topic cannot be applied (None: it can)."""
     for name in ("request_id", "experiment_id", "variant", "user_id"):
