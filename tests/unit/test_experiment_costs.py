@@ -1,4 +1,4 @@
-"""What experiments cost: distinct users in bounded memory (exact, then a HyperLogLog); exposures in groups."""
+"""What experiments cost: distinct users in bounded memory (exact, then a HyperLogLog); grouped exposures."""
 
 from __future__ import annotations
 
