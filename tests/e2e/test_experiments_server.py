@@ -13,9 +13,10 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import orjson
 import pytest
+
+from support.experiment_sql import duckdb_results, write_tables
 
 if TYPE_CHECKING:
     from conftest import Server, StartServer
@@ -70,61 +71,7 @@ def log_tables(data_dir: Path, out: Path) -> None:
                 items += [
                     {"seq": seq, "item_id": i["item_id"], "price": i.get("price")} for i in record["items"]
                 ]
-    for name, rows in (("exposures", exposures), ("shown", shown), ("events", events), ("items", items)):
-        (out / f"{name}.ndjson").write_bytes(b"\n".join(orjson.dumps(r) for r in rows) + b"\n")
-
-
-def duckdb_results(tables: Path) -> dict[str, dict[str, Any]]:
-    con = duckdb.connect()
-    for name, columns in {
-        "exposures": "{request_id: 'VARCHAR', variant: 'VARCHAR', user_id: 'VARCHAR', shown_at: 'DOUBLE', "
-        "seq: 'BIGINT'}",
-        "shown": "{request_id: 'VARCHAR', item_id: 'VARCHAR'}",
-        "events": "{seq: 'BIGINT', idx: 'BIGINT', user_id: 'VARCHAR', item_id: 'VARCHAR', type: 'VARCHAR', "
-        "ts: 'DOUBLE', request_id: 'VARCHAR', price: 'DOUBLE'}",
-        "items": "{seq: 'BIGINT', item_id: 'VARCHAR', price: 'DOUBLE'}",
-    }.items():
-        con.execute(
-            f"CREATE TABLE {name} AS SELECT * FROM read_json('{tables / name}.ndjson', columns={columns})"
-        )
-    rows = con.execute(
-        f"""
-        WITH candidates AS (
-            SELECT e.seq AS eseq, e.idx, e.type, e.item_id, e.request_id IS NOT NULL AS named,
-                   e.price AS eprice, x.request_id, x.variant, x.shown_at, x.seq
-            FROM events e
-            JOIN exposures x ON x.user_id = e.user_id AND x.seq < e.seq
-                AND e.ts BETWEEN x.shown_at AND x.shown_at + {WINDOW}
-                AND (e.request_id IS NULL OR e.request_id = x.request_id)
-            JOIN shown s ON s.request_id = x.request_id AND s.item_id = e.item_id
-            WHERE e.type IN ('click', 'add_to_cart', 'purchase')
-        ),
-        credited AS (
-            SELECT * FROM candidates
-            QUALIFY named OR row_number() OVER (PARTITION BY eseq, idx ORDER BY shown_at DESC, seq DESC) = 1
-        ),
-        once AS (
-            SELECT * FROM credited
-            QUALIFY row_number() OVER (PARTITION BY request_id, item_id, type ORDER BY eseq, idx) = 1
-        ),
-        prices AS (SELECT item_id, arg_max(price, seq) AS price FROM items GROUP BY item_id),
-        per_exposure AS (
-            SELECT x.variant, x.user_id, x.request_id,
-                   count(*) FILTER (o.type = 'click') AS clicks,
-                   count(*) FILTER (o.type = 'purchase') AS purchases,
-                   coalesce(sum(coalesce(o.eprice, p.price, 0)) FILTER (o.type = 'purchase'), 0) AS revenue
-            FROM exposures x
-            LEFT JOIN once o ON o.request_id = x.request_id
-            LEFT JOIN prices p ON p.item_id = o.item_id
-            GROUP BY ALL
-        )
-        SELECT variant, count(DISTINCT user_id), count(*), count(*) FILTER (clicks > 0), sum(clicks),
-               count(*) FILTER (purchases > 0), sum(purchases), sum(revenue)
-        FROM per_exposure GROUP BY variant
-        """
-    ).fetchall()
-    keys = ("users", "exposures", "clicked_exposures", "clicks", "converted", "purchases", "revenue")
-    return {r[0]: dict(zip(keys, r[1:], strict=True)) for r in rows}
+    write_tables(out, exposures, shown, events, items)
 
 
 def pooled_p(a: dict[str, Any], b: dict[str, Any]) -> float:
@@ -183,7 +130,7 @@ def test_a_fifty_fifty_experiment_splits_attributes_and_survives_kill_9(
     assert fresh["lift"]["ctr"]["p_value"] < 0.05
 
     log_tables(server.data_dir, tmp_path)  # type: ignore[arg-type]
-    reference = duckdb_results(tmp_path)
+    reference = duckdb_results(tmp_path, WINDOW)
     for name, variant in by_name.items():
         expected = reference[name]
         got = {k: variant[k] for k in ("users", "exposures", "clicked_exposures", "clicks", "purchases")}

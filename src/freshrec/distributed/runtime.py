@@ -28,7 +28,9 @@ from freshrec.distributed.catalog import StoreCatalog
 from freshrec.distributed.kafka import Publisher
 from freshrec.engine import Engine, items_record
 from freshrec.events import Event
+from freshrec.experiments.shared import SharedExperiments
 from freshrec.ranking.base import Recommendation
+from freshrec.state.redis import RedisState
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +41,13 @@ LAST_ANSWERS = 10_000
 
 class DistributedRuntime(Runtime):
     applied_on_ack = False
-    experiments_supported = False  # exposures are not shared by the replicas yet
+    experiments_supported = True  # declarations and tallies in the store, exposures on the events topic
     unavailable_errors = UNAVAILABLE
 
     def __init__(self, engine: Engine, shared: StoreCatalog, publisher: Publisher) -> None:
         super().__init__(engine, None)
+        if isinstance(engine.store, RedisState):
+            engine.experiments = SharedExperiments(engine.store)
         self.shared = shared
         self.publisher = publisher
         self.kafka = engine.settings.kafka
@@ -56,6 +60,11 @@ class DistributedRuntime(Runtime):
     async def write_events(self, events: Sequence[Event]) -> int:
         await self.publisher.publish(self.kafka.events_topic, [(e.user_id, e.to_record()) for e in events])
         return len(events)
+
+    async def publish_exposure(self, record: dict[str, Any]) -> None:
+        """An exposure to the events topic, keyed (so ordered) with its user's events; returns once the
+        broker acknowledged it."""
+        await self.publisher.publish(self.kafka.events_topic, [(record["user_id"], record)])
 
     async def write_items(self, items: list[ItemIn], stamp: float) -> list[Item]:
         records = [(i.item_id, items_record([i], stamp)) for i in items]

@@ -12,6 +12,9 @@ a worker killed or paused at any point, a partition moved while its records are 
 delivering a record twice, loses nothing and counts nothing twice. The group's committed offsets follow
 (progress, lag), and a commit the group refuses is harmless.
 
+Exposures (experiments) on the events topic are applied, and credited by the batch's events, in the same
+fenced transaction (:mod:`freshrec.experiments.shared`).
+
 If the state store is unreachable, the batch is retried with back-off until it is applied: records are
 never skipped and offsets never move past what is stored.
 """
@@ -22,7 +25,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +40,7 @@ from freshrec.distributed.kafka import client_config, ensure_topics, producer_co
 from freshrec.engine import Engine
 from freshrec.errors import InvalidInput
 from freshrec.events import Event, validate_events
+from freshrec.experiments.shared import SharedExperiments, position, take_exposure
 from freshrec.state.redis import RedisState
 
 try:
@@ -55,10 +59,10 @@ class WorkerStats:
     dead_letters: int = 0
     batches: int = 0
     retries: int = 0
-    conflicts: int = (
-        0  # fenced transactions started again: another worker applied first, or the catalog moved
-    )
+    #: fenced transactions started again: another worker applied first, or the catalog moved
+    conflicts: int = 0
     skipped: int = 0  # records already applied (below their partition's stored offset)
+    exposures: int = 0  # experiment exposures applied
     assigned: list[str] = field(default_factory=list)
 
 
@@ -96,6 +100,7 @@ class Worker:
         if not isinstance(engine.store, RedisState):
             raise ValueError("freshrec worker needs the shared state of distributed mode (redis://...)")
         self.store: RedisState = engine.store
+        engine.experiments = SharedExperiments(engine.store)
         self._progress: dict[str, int] = {}  # partition -> offset applied up to, not yet committed
         self._sought: dict[str, int] = {}  # partition -> stored offset it was sought back to (a gap)
         self._rereading: set[str] = set()  # partitions sought back in this batch: the rest of it is dropped
@@ -310,11 +315,17 @@ class Worker:
     def _apply_events(self, run: Sequence[Message]) -> None:
         letters = self.stats.dead_letters
         payloads: list[tuple[Message, Any]] = []
+        exposures: list[tuple[int, Mapping[str, Any]]] = []  # (position in the partition, record)
         for message in run:
             try:
                 payload = orjson.loads(message.value() or b"")
             except orjson.JSONDecodeError as exc:
                 self.dead_letter(message, f"not JSON: {exc}")
+                continue
+            wrong = take_exposure(payload, position(message.offset()), exposures)
+            if wrong is not None:  # an exposure: taken, or dead-lettered when malformed
+                if wrong:
+                    self.dead_letter(message, wrong)
                 continue
             if isinstance(payload, dict) and "event_id" not in payload:
                 payload["event_id"] = record_id(message)  # the same id on every re-delivery
@@ -335,7 +346,14 @@ class Worker:
                 payloads = [p for n, p in enumerate(payloads) if n not in bad]
         self._flush_letters(letters)
         fresh = self.engine.new_events(events)
-        self.engine.apply_events(fresh)
+        experiments = self.engine.experiments
+        if isinstance(experiments, SharedExperiments) and (exposures or experiments.any_declared()):
+            at = {p["event_id"]: position(m.offset()) for m, p in reversed(payloads) if isinstance(p, dict)}
+            last = max(position(m.offset()) for m in run)
+            experiments.apply_with_events(self.engine, exposures, fresh, at, last)
+            self.stats.exposures += len(exposures)
+        else:
+            self.engine.apply_events(fresh)
         self.stats.events_applied += len(fresh)
 
     def _judge_each(self, payloads: Sequence[tuple[Message, Any]]) -> dict[int, list[str]]:

@@ -13,7 +13,11 @@ once: a second click on the same item of the same answer changes nothing. A purc
 (the event's ``price``, else the catalog's) to the exposure's revenue once.
 
 Exposures are kept while events can still credit them: until two windows after they were shown (an event
-may arrive up to one window late). Tallies are kept for good.
+may arrive up to one window late). Tallies are kept for good; the distinct users of a variant are counted in
+bounded memory (:mod:`freshrec.experiments.distinct`).
+
+The same rules run in distributed mode (:mod:`freshrec.experiments.shared`) on an :class:`Attribution` holding
+only the exposures of the users of one batch, loaded from the shared store and written back after it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from freshrec.events import Event
+from freshrec.experiments.distinct import Counted, UserCount
 
 COUNTED = ("click", "add_to_cart", "purchase")
 
@@ -45,7 +50,7 @@ class Exposure:
 class Tally:
     """One variant's counters; ``clicked`` etc. count exposures, ``clicks`` etc. (exposure, item) pairs."""
 
-    users: set[str] = field(default_factory=set)
+    users: UserCount | Counted | set[str] = field(default_factory=UserCount)  # a set: older snapshots
     exposures: int = 0
     clicked: int = 0
     carted: int = 0
@@ -71,8 +76,10 @@ class Attribution:
         return self.tallies.setdefault(experiment_id, {}).setdefault(variant, Tally())
 
     def expose(self, exposure: Exposure) -> None:
-        self.seq += 1
-        exposure.seq = self.seq
+        """Log ``exposure`` (its ``seq`` is the next of this log's order unless it already has one)."""
+        if not exposure.seq:
+            self.seq += 1
+            exposure.seq = self.seq
         tally = self.tally(exposure.experiment_id, exposure.variant)
         tally.exposures += 1
         tally.users.add(exposure.user_id)

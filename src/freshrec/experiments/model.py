@@ -79,6 +79,9 @@ class ExperimentIn(BaseModel):
 class Experiment:
     """A declared experiment; the first variant is the baseline lifts are measured against."""
 
+    #: the fields of a declaration (the body of PUT), as :meth:`spec` gives them
+    SPEC_FIELDS = ("variants", "metric_window_seconds", "active", "surface", "description")
+
     experiment_id: str
     variants: list[VariantIn]
     metric_window_seconds: float
@@ -132,7 +135,7 @@ class Experiment:
     def spec(self) -> dict[str, Any]:
         """The declaration, as a journal record holds it."""
         data = self.to_json()
-        return {k: data[k] for k in ("variants", "metric_window_seconds", "active", "surface", "description")}
+        return {k: data[k] for k in self.SPEC_FIELDS}
 
 
 def unit_hash(experiment_id: str, user_id: str) -> float:

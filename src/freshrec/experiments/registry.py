@@ -21,6 +21,9 @@ OPS = frozenset({"experiment_put", "experiment_end", "exposure"})
 
 
 class Experiments:
+    #: False: exposures are journaled and applied here; True: published to the events topic for workers
+    published = False
+
     def __init__(self) -> None:
         self.declared: dict[str, Experiment] = {}
         self.attribution = Attribution()
@@ -62,7 +65,8 @@ class Experiments:
         items: Sequence[str],
         at: float,
     ) -> dict[str, Any]:
-        """An answer of ``experiment``; the items are in the order shown (position = index)."""
+        """An answer of ``experiment``; the items are in the order shown (position = index), ``window``
+        the experiment's metric window then (what a distributed worker attributes with)."""
         return {
             "op": "exposure",
             "request_id": request_id,
@@ -71,6 +75,7 @@ class Experiments:
             "user_id": user_id,
             "items": list(items),
             "at": at,
+            "window": experiment.metric_window_seconds,
         }
 
     def apply_record(self, record: Mapping[str, Any]) -> None:

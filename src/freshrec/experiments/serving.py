@@ -1,15 +1,18 @@
 """Serving through an experiment: assign the user, answer with the variant's strategy, log the exposure.
 
-The exposure is written to the durable log (and applied) before the answer leaves, so an answer a client
-saw is never missing from the results, whatever happens to the process afterwards.
+The exposure is durable before the answer leaves: written to the data directory's log (and applied) in
+embedded mode, acknowledged by the broker in distributed mode (a worker applies it, see
+:mod:`freshrec.experiments.shared`). So an answer a client saw is never missing from the results, whatever
+happens to the process afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from freshrec.engine import Engine
 from freshrec.errors import InvalidInput
@@ -32,6 +35,12 @@ class Journaling(Protocol):
     async def journal_and_apply(self, records: list[dict[str, Any]], apply: Callable[[], Any]) -> Any: ...
 
 
+class Publishing(Protocol):
+    """A distributed runtime: exposures go to the events topic."""
+
+    async def publish_exposure(self, record: dict[str, Any]) -> None: ...
+
+
 @dataclass(slots=True)
 class Answer:
     experiment: Experiment
@@ -43,7 +52,7 @@ class Answer:
 
 def _supported(rt: Journaling) -> None:
     if not rt.experiments_supported:
-        raise InvalidInput("experiments are served in embedded mode only in this version", status=501)
+        raise InvalidInput("experiments are not served by this runtime", status=501)
 
 
 async def recommend(
@@ -69,9 +78,61 @@ async def recommend(
     record = registry.exposure_record(
         request_id, experiment, variant, user_id, [r.item_id for r in recs], rt.engine.now()
     )
-    async with rt.write_lock:
-        await rt.journal_and_apply([record], lambda: registry.apply_record(record))
+    if registry.published:
+        await cast(Publishing, rt).publish_exposure(record)
+    else:
+        await _groups(rt).log(record)
     return Answer(experiment, variant.name, variant.strategy, recs, degraded)
+
+
+class ExposureGroups:
+    """Exposures made durable in groups: one log write and one fsync for all the exposures that arrived
+    while the previous group was being written (group commit). Each answer still leaves only once its own
+    exposure is on disk; under load a group holds every request that waited, at low traffic one."""
+
+    def __init__(self, rt: Journaling) -> None:
+        self.rt = rt
+        self.pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self.writer: asyncio.Task[None] | None = None  # writes groups while any exposure is pending
+        self.groups = 0  # groups written (exposures / groups = the mean group size)
+
+    async def log(self, record: dict[str, Any]) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((record, future))
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write_all())
+        await future
+
+    async def _write_all(self) -> None:
+        registry = self.rt.engine.experiments
+        while self.pending:
+            group, self.pending = self.pending, []
+            records = [r for r, _ in group]
+
+            def apply(records: list[dict[str, Any]] = records) -> None:
+                for record in records:
+                    registry.apply_record(record)
+
+            try:
+                async with self.rt.write_lock:
+                    await self.rt.journal_and_apply(records, apply)
+            except Exception as exc:  # nothing of this group is acknowledged
+                for _, future in group:
+                    future.set_exception(exc)
+                continue
+            self.groups += 1
+            for _, future in group:
+                future.set_result(None)
+
+
+_GROUPS: weakref.WeakKeyDictionary[Any, ExposureGroups] = weakref.WeakKeyDictionary()
+
+
+def _groups(rt: Journaling) -> ExposureGroups:
+    groups = _GROUPS.get(rt)
+    if groups is None:
+        groups = _GROUPS[rt] = ExposureGroups(rt)
+    return groups
 
 
 async def declare_configured(rt: Journaling) -> list[str]:

@@ -42,6 +42,7 @@ tag, ``enc`` the JSON of :mod:`freshrec.state.redis_codec`)::
     P:{ns}:rn, :rws, :rw:<s> set of ranking names / zset, sets of the rankings per window
     P:{ns}:docs, :log        hash of documents / stream (the change log)
     P:seen, P:namespaces     zset of event ids by time applied / set of namespaces
+    P:{xp|user}:e, :m        hash of the user's live exposures / set of first-seen marks (experiments)
 
 Every key of one entity (a user or item ``key``, or a ``ranking``) carries the entity as its hash tag, so
 its data lands on one Redis Cluster slot. A batch's ``MULTI``/``EXEC`` spans many entities, hence slots:
@@ -66,13 +67,14 @@ from redis.retry import Retry
 
 from freshrec.state import redis_codec as rc
 from freshrec.state.base import Fields, LogGap
+from freshrec.state.redis_exposures import ExposureKeys
 from freshrec.state.redis_fence import Fence, FenceLocal, WatchingReads
 
 _DUMP_FORMAT = "freshrec.state.redis/1"
 _EXPIRE_ATTEMPTS = 50
 
 
-class RedisState:
+class RedisState(ExposureKeys):
     """All state primitives of :class:`freshrec.state.base.StateStore` in Redis / Valkey."""
 
     def __init__(self, client: redis.Redis, prefix: str = "freshrec") -> None:
@@ -188,6 +190,7 @@ class RedisState:
         batch = self._batch
         if batch is None:
             return
+        self._before_commit()  # writes that belong to this batch (ExposureKeys.before_next_commit)
         self._local.batch = None
         fence = self._fences.fence
         if fence is not None and not fence.used:

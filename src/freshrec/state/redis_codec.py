@@ -344,7 +344,7 @@ SCRIPT_ARGS: dict[str, tuple[str, Callable[[Op], tuple[bytes | str | int, ...]]]
 class Batch:
     """Pending writes by Redis key, in call order: what reads combine with, and what ``commit`` sends."""
 
-    __slots__ = ("index", "kinds", "logs", "names", "ops", "seen")
+    __slots__ = ("index", "kinds", "logs", "names", "ops", "seen", "ttls")
 
     def __init__(self) -> None:
         self.ops: dict[str, list[Op]] = {}
@@ -353,6 +353,7 @@ class Batch:
         self.names: dict[str, set[str]] = {}
         self.seen: dict[str, float] = {}
         self.logs: dict[str, list[bytes]] = {}
+        self.ttls: dict[str, int] = {}  # key -> its expiry in ms, set after the writes
 
     def log(self, kind: str, rkey: str, op: Op, extra: tuple[str, ...] = ()) -> None:
         ops = self.ops.get(rkey)
@@ -409,6 +410,8 @@ def queue(pipe: Pipeline, batch: Batch, seen_key: str) -> None:
     for stream, values in batch.logs.items():
         for value in values:
             pipe.xadd(stream, {"v": value})
+    for rkey, ms in batch.ttls.items():
+        pipe.pexpire(rkey, ms)
 
 
 class Client(Protocol):

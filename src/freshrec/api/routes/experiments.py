@@ -9,7 +9,7 @@ from freshrec.api.deps import path_id, read_body, require_admin, require_read, r
 from freshrec.api.responses import JSON
 from freshrec.api.schemas import ERRORS, body_schema
 from freshrec.errors import FieldProblem, InvalidInput
-from freshrec.experiments import ExperimentIn, serving
+from freshrec.experiments import ExperimentIn, Experiments, serving
 from freshrec.experiments.model import EXPERIMENT_ID_MAX
 
 router = APIRouter(tags=["experiments"])
@@ -18,6 +18,14 @@ MAX_SPEC_BYTES = 64 * 1024
 _SPEC_BODY = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": body_schema(ExperimentIn)}}}
 }
+
+
+def _registry(request: Request, experiment_id: str | None = None) -> Experiments:
+    """What every route starts with: the experiment id checked (when the path has one), the registry."""
+    if experiment_id is not None:
+        path_id(experiment_id, "experiment_id", EXPERIMENT_ID_MAX)
+    registry: Experiments = runtime(request).engine.experiments
+    return registry
 
 
 async def _spec(request: Request) -> ExperimentIn:
@@ -41,7 +49,7 @@ async def _spec(request: Request) -> ExperimentIn:
     summary="Declare or change an experiment (its variants, weights, strategies, metric window)",
 )
 async def put_experiment(experiment_id: str, request: Request) -> JSON:
-    path_id(experiment_id, "experiment_id", EXPERIMENT_ID_MAX)
+    _registry(request, experiment_id)
     return JSON(await serving.put(runtime(request), experiment_id, await _spec(request)))
 
 
@@ -52,6 +60,7 @@ async def put_experiment(experiment_id: str, request: Request) -> JSON:
     summary="End an experiment: nothing is assigned or logged any more, its results are kept",
 )
 async def end_experiment(experiment_id: str, request: Request) -> JSON:
+    _registry(request, experiment_id)
     return JSON(await serving.end(runtime(request), experiment_id))
 
 
@@ -62,7 +71,7 @@ async def end_experiment(experiment_id: str, request: Request) -> JSON:
     summary="Every experiment, active and ended",
 )
 async def list_experiments(request: Request) -> JSON:
-    return JSON({"experiments": runtime(request).engine.experiments.listing()})
+    return JSON({"experiments": _registry(request).listing()})
 
 
 @router.get(
@@ -72,7 +81,7 @@ async def list_experiments(request: Request) -> JSON:
     summary="One experiment's declaration",
 )
 async def get_experiment(experiment_id: str, request: Request) -> JSON:
-    return JSON(runtime(request).engine.experiments.get(experiment_id).to_json())
+    return JSON(_registry(request, experiment_id).get(experiment_id).to_json())
 
 
 @router.get(
@@ -82,4 +91,4 @@ async def get_experiment(experiment_id: str, request: Request) -> JSON:
     summary="Per variant: users, exposures, CTR, conversion, revenue per exposure, 95% intervals, lift",
 )
 async def experiment_results(experiment_id: str, request: Request) -> JSON:
-    return JSON(runtime(request).engine.experiments.results(experiment_id))
+    return JSON(_registry(request, experiment_id).results(experiment_id))
