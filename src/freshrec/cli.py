@@ -116,8 +116,6 @@ def serve(
     config: Path | None,
 ) -> None:
     """Run the API server (embedded state in this process by default)."""
-    import uvicorn
-
     from freshrec.api import create_app
     from freshrec.engine import Engine
     from freshrec.storage.datadir import DataDir
@@ -153,15 +151,7 @@ def serve(
             f"state {redacted(settings.state)}, "
             f"writes to {settings.kafka.bootstrap} topic {settings.kafka.events_topic}"
         )
-        uvicorn.run(
-            app,
-            host=server.host,
-            port=server.port,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=GRACE_SECONDS,
-            limit_concurrency=server.limits.max_connections,
-        )
+        _run_uvicorn(app, server)
         return
     if ephemeral:
         engine = Engine(settings)
@@ -192,13 +182,21 @@ def serve(
         )
         serve_workers(engine, datadir, services, server.host, server.port, processes, GRACE_SECONDS)
         return
+    from freshrec.api.fast import FastLane
     from freshrec.workers.reader import WorkerFront
 
     app = create_app(engine, datadir)
     app.state.runtime.services.extend(services)
     console.print(f"[green]freshrec[/] listening on http://{server.host}:{server.port}  (docs: /docs)")
+    _run_uvicorn(WorkerFront(FastLane(app)), server)
+
+
+def _run_uvicorn(app: Any, server: Any) -> None:
+    """One server process on ``server.host:port``: no access log, bounded connections, graceful stop."""
+    import uvicorn
+
     uvicorn.run(
-        WorkerFront(app),
+        app,
         host=server.host,
         port=server.port,
         log_level="warning",
