@@ -849,6 +849,19 @@ def _ab_simulation(
     default=None,
     help="Where the served state is built [default: the system's temp dir].",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes of the served `freshrec serve --workers N` (one writer, the others readers).",
+)
+@click.option(
+    "--compare",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Another checkout's src directory: serve it first on the same state (baseline_* keys).",
+)
 def bench(
     quick: bool,
     sizes: str | None,
@@ -856,6 +869,8 @@ def bench(
     report: Path | None,
     skip: tuple[str, ...],
     workdir: Path | None,
+    workers: int,
+    compare: Path | None,
 ) -> None:
     """Benchmarks (SPEC §9) beside DuckDB, PostgreSQL and a stream processor, from one run."""
     import orjson
@@ -901,7 +916,7 @@ def bench(
         raise KeyboardInterrupt  # so every server and process the bench started is stopped on the way out
 
     signal.signal(signal.SIGTERM, stop)
-    result = run(chosen, skip=frozenset(skip), workdir=workdir)
+    result = run(chosen, skip=frozenset(skip), workdir=workdir, workers=workers, compare=compare)
     command = "freshrec bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "freshrec bench"
     if json_out is not None:
         json_out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
