@@ -59,13 +59,15 @@ def free_port() -> int:
 
 
 def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent PID, user + system CPU seconds) of a live process, from /proc."""
+    """(parent PID, user + system CPU seconds of it and its reaped children) of a process, from /proc."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    # utime, stime, then cutime, cstime: the time of children it reaped (a reader that was replaced)
+    ticks = sum(int(f) for f in fields[11:15])
+    return int(fields[1]), ticks / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds(root: int) -> float:
