@@ -205,6 +205,7 @@ def test_rate_limit_and_query_limit_match_the_route() -> None:
     long_query = b"strategy=trending&category=" + b"b" * 300
     slow, fast, _ = _both(engine, "/v1/users/u1/recommendations", long_query, [])
     assert slow[0] == 414 and fast == slow
+
     # the lane admits through its app's guard; on a fresh app the first request passes, the second waits
     async def twice(target: Any) -> list[Answer]:
         return [await _call(target, "/v1/users/u1/recommendations", b"", []) for _ in range(2)]
