@@ -116,8 +116,6 @@ def serve(
     config: Path | None,
 ) -> None:
     """Run the API server (embedded state in this process by default)."""
-    import uvicorn
-
     from freshrec.api import create_app
     from freshrec.engine import Engine
     from freshrec.storage.datadir import DataDir
@@ -153,15 +151,7 @@ def serve(
             f"state {redacted(settings.state)}, "
             f"writes to {settings.kafka.bootstrap} topic {settings.kafka.events_topic}"
         )
-        uvicorn.run(
-            app,
-            host=server.host,
-            port=server.port,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=GRACE_SECONDS,
-            limit_concurrency=server.limits.max_connections,
-        )
+        _run_uvicorn(app, server)
         return
     if ephemeral:
         engine = Engine(settings)
@@ -192,13 +182,21 @@ def serve(
         )
         serve_workers(engine, datadir, services, server.host, server.port, processes, GRACE_SECONDS)
         return
+    from freshrec.api.fast import FastLane
     from freshrec.workers.reader import WorkerFront
 
     app = create_app(engine, datadir)
     app.state.runtime.services.extend(services)
     console.print(f"[green]freshrec[/] listening on http://{server.host}:{server.port}  (docs: /docs)")
+    _run_uvicorn(WorkerFront(FastLane(app)), server)
+
+
+def _run_uvicorn(app: Any, server: Any) -> None:
+    """One server process on ``server.host:port``: no access log, bounded connections, graceful stop."""
+    import uvicorn
+
     uvicorn.run(
-        WorkerFront(app),
+        app,
         host=server.host,
         port=server.port,
         log_level="warning",
@@ -851,6 +849,19 @@ def _ab_simulation(
     default=None,
     help="Where the served state is built [default: the system's temp dir].",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes of the served `freshrec serve --workers N` (one writer, the others readers).",
+)
+@click.option(
+    "--compare",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Another checkout's src directory: serve it first on the same state (baseline_* keys).",
+)
 def bench(
     quick: bool,
     sizes: str | None,
@@ -858,6 +869,8 @@ def bench(
     report: Path | None,
     skip: tuple[str, ...],
     workdir: Path | None,
+    workers: int,
+    compare: Path | None,
 ) -> None:
     """Benchmarks (SPEC §9) beside DuckDB, PostgreSQL and a stream processor, from one run."""
     import orjson
@@ -903,7 +916,7 @@ def bench(
         raise KeyboardInterrupt  # so every server and process the bench started is stopped on the way out
 
     signal.signal(signal.SIGTERM, stop)
-    result = run(chosen, skip=frozenset(skip), workdir=workdir)
+    result = run(chosen, skip=frozenset(skip), workdir=workdir, workers=workers, compare=compare)
     command = "freshrec bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "freshrec bench"
     if json_out is not None:
         json_out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))

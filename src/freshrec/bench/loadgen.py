@@ -165,15 +165,22 @@ async def _freshness(
     strategy: str,
     deadline_s: float,
     poll_s: float,
+    read_connections: int = 4,
 ) -> dict[str, Any]:
-    """For each (user, event time): the user's top item is purchased; visible when it leaves their answer."""
+    """For each (user, event time): the user's top item is purchased; visible when it leaves their answer.
+
+    The reads after the POST rotate over ``read_connections`` other connections, which the server's
+    processes accepted independently: "visible" means visible in the next answer of whichever process
+    serves it, not only of the one that took the write.
+    """
     conn = await Connection.open(port)
+    readers = [await Connection.open(port) for _ in range(read_connections)]
     visible: list[float] = []
     posts: list[float] = []
     skipped = failed = 0
     reads = 0
     try:
-        for n, (user, ts, gap) in enumerate(probes):
+        for user, ts, gap in probes:
             if gap:
                 await asyncio.sleep(gap)
             path = f"/v1/users/{user}/recommendations?k=20&strategy={strategy}"
@@ -184,7 +191,7 @@ async def _freshness(
                 continue
             target = items[0]["item_id"]
             event = {
-                "event_id": f"fresh-{n}",
+                "event_id": f"fresh-{ts:.3f}",  # unique over runs on one state (start times differ)
                 "user_id": user,
                 "item_id": target,
                 "type": "purchase",
@@ -197,7 +204,7 @@ async def _freshness(
                 failed += 1
                 continue
             while True:
-                status, body = await conn.request("GET", path)
+                status, body = await readers[reads % len(readers)].request("GET", path)
                 reads += 1
                 seen = status == 200 and all(i["item_id"] != target for i in orjson.loads(body)["items"])
                 elapsed = time.perf_counter() - started
@@ -211,8 +218,11 @@ async def _freshness(
                     await asyncio.sleep(poll_s)
     finally:
         conn.close()
+        for reader in readers:
+            reader.close()
     return {
         "probes": len(visible),
+        "read_connections": read_connections,
         "skipped_empty": skipped,
         "failed": failed,
         "reads_per_probe": reads / max(1, len(visible) + failed),

@@ -110,8 +110,20 @@ def stream_job(reporter: Reporter, sizes: Sizes) -> dict[str, Any]:
     return result
 
 
-def run(sizes: Sizes, *, skip: frozenset[str] = frozenset(), workdir: Path | None = None) -> dict[str, Any]:
-    """Every step of the module's docstring at ``sizes``; ``skip`` names steps left out."""
+def run(
+    sizes: Sizes,
+    *,
+    skip: frozenset[str] = frozenset(),
+    workdir: Path | None = None,
+    workers: int = 1,
+    compare: Path | None = None,
+) -> dict[str, Any]:
+    """Every step of the module's docstring at ``sizes``; ``skip`` names steps left out.
+
+    ``workers``: the served ``freshrec serve --workers`` processes (one writer, the others readers).
+    ``compare``: another checkout's ``src``; the serving step then runs twice on the same built state,
+    first serving that code (``serving_baseline``), then this one, and reports this one's ratios to it.
+    """
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="freshrec-bench-", dir=workdir))
@@ -148,7 +160,10 @@ def run(sizes: Sizes, *, skip: frozenset[str] = frozenset(), workdir: Path | Non
             )
         if "serving" not in skip:
             assert served_users is not None, "the served size must be the last grid point"
-            result["serving"] = _serving_step(sizes, build, served_users)
+            if compare is not None:
+                result["serving_baseline"] = _serving_step(sizes, build, served_users, workers, compare)
+            later = 0.0 if compare is None else 3600.0  # the baseline's freshness events came first
+            result["serving"] = _serving_step(sizes, build, served_users, workers, None, later)
         if "sql" not in skip:
             result["sql"] = run_in_child("SQL alternatives", sql_job, sizes)
         if "stream" not in skip:
@@ -187,12 +202,23 @@ def _server_info(url: str) -> dict[str, Any]:
         client.close()
 
 
-def _serving_step(sizes: Sizes, build: Path, users: list[str]) -> dict[str, Any]:
-    fresh_ts = Clickstream.start + DAY + 601.0
-    with Server(build / "") as server:
-        console.print(f"serving {sizes.serve[0]:,} users × {sizes.serve[1]:,} items on port {server.port}")
+def _serving_step(
+    sizes: Sizes,
+    build: Path,
+    users: list[str],
+    workers: int = 1,
+    code: Path | None = None,
+    later: float = 0.0,
+) -> dict[str, Any]:
+    fresh_ts = Clickstream.start + DAY + 601.0 + later
+    with Server(build / "", workers=workers, code=code) as server:
+        console.print(
+            f"serving {sizes.serve[0]:,} users × {sizes.serve[1]:,} items on port {server.port} "
+            f"with {workers} process(es)"
+        )
         rss_idle = server.rss_bytes()
         restart_s = server.start_s
+        cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
         out = run_in_child(
             "serving",
             load_job,
@@ -205,6 +231,9 @@ def _serving_step(sizes: Sizes, build: Path, users: list[str]) -> dict[str, Any]
             sizes.probes,
             fresh_ts,
         )
+        cpu_s, wall_s = server.cpu_seconds() - cpu_before, time.perf_counter() - wall_before
+        out["server_cpu"] = {"cpu_s": cpu_s, "wall_s": wall_s, "cores": cpu_s / wall_s}
+        out["workers"] = workers
         out["server_rss_bytes"] = server.rss_bytes()
         out["server_rss_bytes_idle"] = rss_idle
         out["restart_s"] = restart_s
@@ -246,9 +275,15 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
                 out[f"{prefix}_errors_at_{rate}rps"] = run["errors"]
         if s.get("restart_s") is not None:
             out[f"restart_s_at_{_count(s['users'])}_users"] = s["restart_s"]
-        out["max_throughput_rps_empty"] = s["throughput"]["health"]["per_s"]
-        for strategy, ratio in s["throughput_ratio_vs_empty"].items():
-            out[f"max_throughput_ratio_vs_empty_{strategy}"] = ratio
+        out.update(serving_keys(s))
+    if "serving_baseline" in r and "serving" in r:
+        before = serving_keys(r["serving_baseline"])
+        after = serving_keys(r["serving"])
+        out.update({f"baseline_{k}": v for k, v in before.items()})
+        for key, value in after.items():
+            old = before.get(key)
+            if isinstance(value, float) and isinstance(old, float) and old:
+                out[f"after_over_baseline_{key}"] = value / old
     if "sql" in r:
         for engine in ("duckdb", "postgres"):
             ratios = r["sql"].get(f"ratio_vs_{engine}") or {}
@@ -262,6 +297,31 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
         key: {"target": f"{op} {bound}", "value": out.get(key), "met": _met(out.get(key), op, bound)}
         for key, (op, bound) in TARGETS.items()
     }
+    return out
+
+
+def serving_keys(s: dict[str, Any]) -> dict[str, Any]:
+    """The serving step's flat keys (of ``serving``, or of ``serving_baseline`` for a comparison)."""
+    out: dict[str, Any] = {}
+    out["fresh_p50_ms"] = s["freshness"]["p50_ms"]
+    out["fresh_p99_ms"] = s["freshness"]["p99_ms"]
+    out["max_throughput_rps_empty"] = s["throughput"]["health"]["per_s"]
+    out["serving_workers"] = s.get("workers", 1)
+    for strategy, runs in s["strategies"].items():
+        if "1000" in runs:
+            out[f"recs_p99_ms_at_1000rps_{strategy}"] = runs["1000"]["p99_ms"]
+            out[f"recs_p999_ms_at_1000rps_{strategy}"] = runs["1000"]["p999_ms"]
+            out[f"recs_errors_at_1000rps_{strategy}"] = runs["1000"]["errors"]
+    ratios = s["throughput_ratio_vs_empty"]
+    if "personalized" in ratios:
+        out["serving_ratio_personalized_to_health"] = ratios["personalized"]
+        if "hybrid" in ratios:
+            out["serving_ratio_hybrid_to_personalized"] = ratios["hybrid"] / ratios["personalized"]
+    for side in ("server_cpu", "loadgen_cpu"):
+        if side in s:
+            out[f"{side}_cores"] = s[side]["cores"]
+    for strategy, ratio in s["throughput_ratio_vs_empty"].items():
+        out[f"max_throughput_ratio_vs_empty_{strategy}"] = ratio
     return out
 
 

@@ -58,11 +58,47 @@ def free_port() -> int:
         return port
 
 
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent PID, user + system CPU seconds of it and its reaped children) of a process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # utime, stime, then cutime, cstime: the time of children it reaped (a reader that was replaced)
+    ticks = sum(int(f) for f in fields[11:15])
+    return int(fields[1]), ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of ``root`` and every live descendant (readers exit only when the server stops)."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            found = _stat(int(entry))
+            if found is not None:
+                parents[int(entry)], cpu[int(entry)] = found
+    total = 0.0
+    for pid, seconds in cpu.items():
+        up = pid
+        while up in parents and up != root:
+            up = parents[up]
+        if up == root:
+            total += seconds
+    return total
+
+
 class Server:
     """``freshrec serve --data-dir DIR --clock event`` on a free port; stopped by PID on exit."""
 
-    def __init__(self, data_dir: Path, start_timeout: float = 1800.0) -> None:
+    def __init__(
+        self, data_dir: Path, start_timeout: float = 1800.0, workers: int = 1, code: Path | None = None
+    ) -> None:
         self.data_dir = data_dir
+        self.workers = workers
+        #: another checkout's ``src`` to serve from (a before/after comparison in one run of the bench)
+        self.code = code
         self.port = free_port()
         self.start_timeout = start_timeout
         self.process: subprocess.Popen[bytes] | None = None
@@ -81,12 +117,15 @@ class Server:
             "event",
             "--port",
             str(self.port),
+            "--workers",
+            str(self.workers),
         ]
         started = time.perf_counter()
+        env = {**os.environ, **SERVER_ENV}
+        if self.code is not None:
+            env["PYTHONPATH"] = str(self.code)
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **SERVER_ENV}
-            )
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + self.start_timeout
         while True:
             try:
@@ -105,6 +144,11 @@ class Server:
         assert self.process is not None
         with open(f"/proc/{self.process.pid}/statm") as fh:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the server's process tree so far (the supervisor, writer, readers)."""
+        assert self.process is not None
+        return tree_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -126,6 +170,7 @@ def load_job(
     fresh_ts: float,
 ) -> dict[str, Any]:
     """Everything the load generator measures (see the module's docstring); runs in its own process."""
+    started, cpu = time.perf_counter(), os.times()
     paths = {s: [f"/v1/users/{u}/recommendations?k=20&strategy={s}" for u in users] for s in strategies}
     out: dict[str, Any] = {"strategies": {}, "throughput": {}}
     steps = len(strategies) * (len(rates) + 1) + 2
@@ -156,4 +201,11 @@ def load_job(
         reporter.step("serving", done, steps)
     empty = out["throughput"]["health"]["per_s"]
     out["throughput_ratio_vs_empty"] = {s: out["throughput"][s]["per_s"] / empty for s in strategies}
+    end = os.times()
+    wall = time.perf_counter() - started
+    out["loadgen_cpu"] = {
+        "cpu_s": end.user + end.system - cpu.user - cpu.system,
+        "wall_s": wall,
+        "cores": (end.user + end.system - cpu.user - cpu.system) / wall,
+    }
     return out

@@ -36,6 +36,7 @@ import uvicorn
 
 from freshrec.api import create_app
 from freshrec.api.app import Runtime, Service
+from freshrec.api.fast import FastLane
 from freshrec.engine import Engine
 from freshrec.storage.datadir import DataDir
 from freshrec.workers.follower import Follower
@@ -124,7 +125,7 @@ def serve(
     runtime = WriterRuntime(engine, datadir, shared, workers)
     runtime.services.extend(services)
     app = create_app(engine, datadir, runtime=runtime)
-    server = _WriterServer(uvicorn_config(WorkerFront(app), grace))
+    server = _WriterServer(uvicorn_config(WorkerFront(FastLane(app)), grace))
     server.supervisor = supervisor
     # uvicorn raises a captured SIGTERM again after its graceful shutdown: let that return here
     previous = signal.signal(signal.SIGTERM, lambda sig, frame: None)
@@ -303,5 +304,5 @@ def _reader_main(follower: Follower, listener: socket.socket, writer_path: str, 
     runtime = ReaderRuntime(engine, follower)
     app = create_app(engine, None, runtime=runtime)
     forwarder = Forwarder(writer_path)
-    uvicorn.Server(uvicorn_config(WorkerFront(app, forwarder), grace)).run(sockets=[listener])
+    uvicorn.Server(uvicorn_config(WorkerFront(FastLane(app), forwarder), grace)).run(sockets=[listener])
     return 0
