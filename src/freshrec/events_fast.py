@@ -95,9 +95,7 @@ def fast_events(items: list[Any], settings: EventSettings, now: float) -> list[E
             return None
         for name, longest in _PLAIN:
             value = get(name)
-            if value is not None and (
-                type(value) is not str or len(value) > longest or not _text(value)
-            ):
+            if value is not None and (type(value) is not str or len(value) > longest or not _text(value)):
                 return None
         dwell = get("dwell_seconds")
         if dwell is not None:

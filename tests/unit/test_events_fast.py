@@ -94,7 +94,7 @@ def test_not_an_object(raw: Any) -> None:
     assert not check(raw)
 
 
-VALID = [
+VALID: list[dict[str, Any]] = [
     GOOD,
     {**GOOD, "event_id": "e1", "timestamp": 1_699_999_000},
     {**GOOD, "timestamp": 1_699_999_000.25, "session_id": "s", "dwell_seconds": 3},
@@ -111,7 +111,9 @@ def test_valid_events_take_the_fast_path(raw: dict[str, Any]) -> None:
 
 
 def test_a_batch_with_one_problem_reports_what_the_full_path_reports() -> None:
-    batch = [dict(v) for v in VALID] + [{**GOOD, "user_id": "u\x00", "price": -1, "extra": 1}]
+    batch: list[dict[str, Any]] = [dict(v) for v in VALID] + [
+        {**GOOD, "user_id": "u\x00", "price": -1, "extra": 1}
+    ]
     with pytest.raises(InvalidInput) as fast_first:
         validate_events(batch, EVENTS, received_at=NOW)
     with pytest.raises(InvalidInput) as full:
