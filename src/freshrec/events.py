@@ -202,6 +202,17 @@ def validate_events(payload: Any, settings: EventSettings, received_at: float | 
         raise InvalidInput(
             f"{len(items)} events in one request; the limit is {settings.max_batch}", status=413
         )
+    now = time.time() if received_at is None else received_at
+    from freshrec.events_fast import fast_events  # beside this module; it imports this one
+
+    fast = fast_events(items, settings, now)
+    if fast is not None:
+        return fast
+    return _validate_fully(items, single, settings, now)
+
+
+def _validate_fully(items: list[Any], single: bool, settings: EventSettings, now: float) -> list[Event]:
+    """Validation through :class:`EventIn`, collecting every problem of every event."""
     problems: list[FieldProblem] = []
     models: list[EventIn | None]
     try:
@@ -210,7 +221,6 @@ def validate_events(payload: Any, settings: EventSettings, received_at: float | 
         problems.extend(problems_from_validation(exc, single))
         failed = {p.index for p in problems}
         models = [None if i in failed else _ONE.validate_python(raw) for i, raw in enumerate(items)]
-    now = time.time() if received_at is None else received_at
     schema_bad: dict[int, set[str]] = {}
     for problem in problems:
         schema_bad.setdefault(problem.index, set()).add(problem.field)
