@@ -18,26 +18,9 @@ from typing import Any
 import orjson
 
 from freshrec.config import EventSettings
-from freshrec.events import _CONTROL, ITEM_ID_MAX, USER_ID_MAX, Event, parse_rfc3339
+from freshrec.events import _CONTROL, _OPTIONAL_FIELDS, ITEM_ID_MAX, USER_ID_MAX, Event, parse_rfc3339
 
-_FIELDS = frozenset(
-    {
-        "event_id",
-        "user_id",
-        "item_id",
-        "type",
-        "timestamp",
-        "session_id",
-        "dwell_seconds",
-        "category",
-        "subcategory",
-        "brand",
-        "content_type",
-        "price",
-        "properties",
-        "request_id",
-    }
-)
+_FIELDS = frozenset({"event_id", "user_id", "item_id", "type", "timestamp", *_OPTIONAL_FIELDS})
 #: optional string fields without a control-character check, and their longest accepted length
 _PLAIN = (("category", 256), ("subcategory", 256), ("brand", 256), ("content_type", 256))
 
