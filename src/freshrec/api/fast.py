@@ -28,6 +28,8 @@ from freshrec.api.auth import Role
 from freshrec.api.deps import DEGRADED_HEADER, path_id, request_id
 from freshrec.api.guard import guard_of
 from freshrec.api.problems import capped_body
+from freshrec.api.routes.meta import health_body
+from freshrec.api.routes.related import related_answer
 from freshrec.errors import InvalidInput, NotFound
 from freshrec.events import ITEM_ID_MAX, USER_ID_MAX
 
@@ -188,29 +190,11 @@ class FastLane:
         path_id(item_id, "item_id", ITEM_ID_MAX)
         if user_id is not None:
             path_id(user_id, "user_id", USER_ID_MAX)
-        recs = self.runtime.engine.recommend_for_item(
-            item_id, strategy, k=k, user_id=user_id, category=params.get("category") or None, explain=explain
+        body = related_answer(
+            self.runtime.engine, item_id, strategy, k, user_id, params.get("category"), explain
         )
-        items: list[dict[str, Any]] = []
-        for rec in recs:
-            entry: dict[str, Any] = {"item_id": rec.item_id, "score": rec.score}
-            if strategy == "covisit":
-                entry["frequency"] = int(rec.score)
-            elif strategy == "also_bought":
-                entry["users"] = int(rec.score)
-            if explain:
-                entry["reasons"] = rec.reasons
-            items.append(entry)
-        body = {"item_id": item_id, "strategy": strategy, "request_id": request_id(), "items": items}
         return 200, body, []
 
     def health(self, scope: Scope) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
         """What ``routes.meta.health`` answers (no guard: liveness is open)."""
-        rt = self.runtime
-        try:
-            body = {"status": "ok", **rt.status(), **rt.engine.stats()}
-        except rt.unavailable_errors as exc:
-            body = {"status": "degraded", **rt.status(), "error": f"state store unreachable: {exc}"}
-        if rt.datadir is not None:
-            body["data_dir"] = str(rt.datadir.path)
-        return 200, body, []
+        return 200, health_body(self.runtime), []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -12,6 +12,9 @@ from freshrec.api.deps import require_metrics, require_read, runtime
 from freshrec.api.responses import JSON
 from freshrec.api.schemas import ERRORS
 from freshrec.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from freshrec.api.app import Runtime
 
 router = APIRouter()
 
@@ -66,14 +69,18 @@ async def view_rows(
 
 @router.get("/health", tags=["meta"], summary="Liveness and a few numbers")
 async def health(request: Request) -> JSON:
-    rt = runtime(request)
+    return JSON(health_body(runtime(request)))
+
+
+def health_body(rt: Runtime) -> dict[str, Any]:
+    """The body of ``/health`` (this route and the fast lane, ``api/fast.py``)."""
     try:
         body = {"status": "ok", **rt.status(), **rt.engine.stats()}
     except rt.unavailable_errors as exc:
         body = {"status": "degraded", **rt.status(), "error": f"state store unreachable: {exc}"}
     if rt.datadir is not None:
         body["data_dir"] = str(rt.datadir.path)
-    return JSON(body)
+    return body
 
 
 @router.get(

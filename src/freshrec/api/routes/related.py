@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from freshrec.api.deps import path_id, request_id, require_read, runtime
 from freshrec.api.responses import JSON
 from freshrec.api.schemas import ERRORS
+from freshrec.engine import Engine
 from freshrec.events import ITEM_ID_MAX, USER_ID_MAX
 
 router = APIRouter(tags=["items"], dependencies=[Depends(require_read)])
@@ -34,6 +35,19 @@ async def item_recommendations(
     if user_id is not None:
         path_id(user_id, "user_id", USER_ID_MAX)
     engine = runtime(request).engine
+    return JSON(related_answer(engine, item_id, strategy, k, user_id, category, explain))
+
+
+def related_answer(
+    engine: Engine,
+    item_id: str,
+    strategy: str,
+    k: int,
+    user_id: str | None,
+    category: str | None,
+    explain: bool,
+) -> dict[str, Any]:
+    """The body of an item's recommendations (this route and the fast lane, ``api/fast.py``)."""
     recs = engine.recommend_for_item(
         item_id, strategy, k=k, user_id=user_id, category=category or None, explain=explain
     )
@@ -47,4 +61,4 @@ async def item_recommendations(
         if explain:
             entry["reasons"] = rec.reasons
         items.append(entry)
-    return JSON({"item_id": item_id, "strategy": strategy, "request_id": request_id(), "items": items})
+    return {"item_id": item_id, "strategy": strategy, "request_id": request_id(), "items": items}
