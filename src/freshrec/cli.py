@@ -151,7 +151,7 @@ def serve(
             f"state {redacted(settings.state)}, "
             f"writes to {settings.kafka.bootstrap} topic {settings.kafka.events_topic}"
         )
-        _run_uvicorn(app, server)
+        _run_uvicorn(app, server, app.state.runtime)
         return
     if ephemeral:
         engine = Engine(settings)
@@ -188,14 +188,16 @@ def serve(
     app = create_app(engine, datadir)
     app.state.runtime.services.extend(services)
     console.print(f"[green]freshrec[/] listening on http://{server.host}:{server.port}  (docs: /docs)")
-    _run_uvicorn(WorkerFront(FastLane(app)), server)
+    _run_uvicorn(WorkerFront(FastLane(app)), server, app.state.runtime)
 
 
-def _run_uvicorn(app: Any, server: Any) -> None:
+def _run_uvicorn(app: Any, server: Any, runtime: Any) -> None:
     """One server process on ``server.host:port``: no access log, bounded connections, graceful stop."""
     import uvicorn
 
-    uvicorn.run(
+    from freshrec.api.server import Server
+
+    config = uvicorn.Config(
         app,
         host=server.host,
         port=server.port,
@@ -204,6 +206,7 @@ def _run_uvicorn(app: Any, server: Any) -> None:
         timeout_graceful_shutdown=GRACE_SECONDS,
         limit_concurrency=server.limits.max_connections,
     )
+    Server(config, runtime).run()
 
 
 def _check_keys(server: Any) -> None:

@@ -32,6 +32,10 @@ class InvalidInput(Exception):
         return {"error": self.error, "details": [asdict(p) for p in self.details]}
 
 
+class Stopped(Exception):
+    """A long job (a training) gave up because the server is stopping; nothing was swapped in."""
+
+
 class NotFound(Exception):
     """A named thing (item, view, strategy) does not exist."""
 

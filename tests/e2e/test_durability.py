@@ -8,6 +8,7 @@ line; re-sending acknowledged ``event_id``s changes nothing. The servers run wit
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,19 +247,35 @@ def test_graceful_stop_snapshots_and_restarts_identical(start_server: StartServe
     assert_same(observe(server), before)
 
 
+def newest_snapshot_and_log_end(data_dir: Path) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The log position (segment, offset) the newest snapshot covers (named by it), and the log end."""
+    snapshots = sorted((data_dir / "snapshots").glob("snapshot-*[0-9]"))
+    assert snapshots, "snapshots should have been written mid-stream"
+    segment, offset = (int(part) for part in snapshots[-1].stem.split("-")[1:])
+    last = log_segments(data_dir)[-1]
+    return (segment, offset), (int(last.stem), last.stat().st_size)
+
+
 def test_kill9_after_snapshots_with_a_log_tail(start_server: StartServer) -> None:
     server = start(start_server, FRESHREC_STORAGE__SNAPSHOT_EVERY_EVENTS="450")
     load(server)
-    before = observe(server)
     assert server.data_dir is not None
+    # a snapshot due while the previous one is still being written waits for a later record, so under load
+    # the last write may be covered; a few more events (at the stream's end time) leave a tail
+    for n in range(10):
+        time.sleep(0.5)  # a background snapshot in progress lands first
+        deadline = time.monotonic() + 15
+        while any((server.data_dir / "snapshots").glob("*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        covered, end = newest_snapshot_and_log_end(server.data_dir)
+        if end > covered:
+            break
+        server.send_events([{**EVENTS[-1], "event_id": f"evt-tail-{n}"}])
+    before = observe(server)
 
     server.kill9()
-    snapshots = sorted((server.data_dir / "snapshots").glob("snapshot-*[0-9]"))
-    assert snapshots, "snapshots should have been written mid-stream"
-    # records after the newest snapshot: its name holds the log position (segment, offset) it covers
-    segment, offset = (int(part) for part in snapshots[-1].stem.split("-")[1:])
-    last = log_segments(server.data_dir)[-1]
-    assert (int(last.stem), last.stat().st_size) > (segment, offset), "expected a log tail after the snapshot"
+    covered, end = newest_snapshot_and_log_end(server.data_dir)
+    assert end > covered, "expected a log tail after the snapshot"
 
     server.start()
     assert_same(observe(server), before)

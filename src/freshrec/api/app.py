@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, MutableMapping, Sequence
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ from freshrec.api.responses import JSON
 from freshrec.api.routes import admin, dashboard, events, experiments, items, meta, related, users
 from freshrec.catalog import Item, ItemIn
 from freshrec.engine import Engine, events_record, items_record
-from freshrec.errors import InvalidInput, NotFound
+from freshrec.errors import InvalidInput, NotFound, Stopped
 from freshrec.events import Event
 from freshrec.experiments.serving import declare_configured
 from freshrec.metrics import Metrics
@@ -54,6 +55,14 @@ class Runtime:
         self.metrics = Metrics()
         self.started = time.time()
         self.services: list[Service] = []
+        #: set at shutdown: a training running in a worker thread gives up at its next progress step
+        #: (the process waits for its threads before it exits, so a long replay must not hold it)
+        self.stopping = threading.Event()
+
+    def unless_stopping(self, done: int, total: int) -> None:
+        """A training's progress callback: raises :class:`Stopped` once the server is stopping."""
+        if self.stopping.is_set():
+            raise Stopped(f"stopped at step {done} of {total}: the server is stopping")
 
     async def prepare_items(self, items: list[ItemIn]) -> list[ItemIn]:
         """Compute the items' embeddings in a worker thread (reads go on meanwhile)."""
@@ -169,7 +178,7 @@ class Runtime:
         async with self.write_lock:
             data = await asyncio.to_thread(cf.collect, engine.store, engine.total_applied()[0])
         collected = time.perf_counter() - started
-        model = await asyncio.to_thread(cf.fit, data)
+        model = await asyncio.to_thread(cf.fit, data, self.unless_stopping)
         if model is not None:
             self.models_swapped()
         out: dict[str, Any] = {
@@ -189,7 +198,9 @@ class Runtime:
         async with self.write_lock:
             events = await asyncio.to_thread(self.datadir.logged_events)
             items, dim = catalog_records(engine)
-        model = await asyncio.to_thread(engine.ranker.train, engine.settings, items, events, dim)
+        stop = self.unless_stopping
+        train = engine.ranker.train
+        model = await asyncio.to_thread(train, engine.settings, items, events, dim, stop, stop)
         if model is not None:
             self.models_swapped()
         return None if model is None else model.info.to_json()
@@ -208,6 +219,8 @@ class Runtime:
                 continue
             try:
                 await self.retrain_ranker()
+            except Stopped:
+                return
             except Exception:
                 log.exception("scheduled ranker retrain failed; the current ranker keeps serving")
 
@@ -227,6 +240,8 @@ class Runtime:
                 continue
             try:
                 await self.retrain()
+            except Stopped:
+                return
             except Exception:
                 log.exception("scheduled CF retrain failed; the current model keeps serving")
 
@@ -241,6 +256,7 @@ def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime 
         background = [asyncio.create_task(job) for job in runtime.background()]
         services = [asyncio.create_task(s.run(runtime)) for s in runtime.services]
         yield
+        runtime.stopping.set()
         for job in background:
             job.cancel()
         for task in services:
@@ -279,6 +295,11 @@ def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime 
 
     async def unavailable(request: Request, exc: Exception) -> JSON:
         body = {"error": f"the state store is unreachable, try again shortly: {exc}", "details": []}
+        return JSON(body, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(Stopped)
+    async def stopping(request: Request, exc: Stopped) -> JSON:
+        body = {"error": f"the server is stopping, try again shortly: {exc}", "details": []}
         return JSON(body, status_code=503, headers={"Retry-After": "1"})
 
     for error in runtime.unavailable_errors:

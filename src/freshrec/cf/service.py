@@ -15,6 +15,7 @@ from typing import Any
 from freshrec.cf.model import CONFIDENCE, CFModel
 from freshrec.cf.train import Interactions, Progress, train
 from freshrec.config import CFSettings
+from freshrec.errors import Stopped
 from freshrec.state.base import StateStore
 from freshrec.views.base import InteractionsReader
 
@@ -68,6 +69,9 @@ class CFService:
             version = (self.model.info.version + 1) if self.model is not None else 1
             try:
                 model = train(data, self.settings, version, progress)
+            except Stopped:
+                log.info("CF training stopped: the server is stopping; the previous model stays")
+                raise
             except Exception as exc:  # a failed retrain keeps the current model serving
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("CF training failed; the previous model keeps serving")

@@ -15,6 +15,7 @@ from typing import Any
 
 from freshrec.catalog import ItemIn
 from freshrec.config import RankerSettings, Settings
+from freshrec.errors import Stopped
 from freshrec.events import Event
 from freshrec.ranker.examples import Progress, replay_examples
 from freshrec.ranker.model import RankerModel
@@ -61,15 +62,22 @@ class RankerService:
         events: Sequence[Event],
         dim: int | None = None,
         progress: Progress | None = None,
+        rounds: Progress | None = None,
     ) -> RankerModel | None:
-        """Replay ``events`` over ``items``, train, and swap the result in (one training at a time)."""
+        """Replay ``events`` over ``items``, train, and swap the result in (one training at a time).
+
+        ``progress(point, points)`` follows the replay, ``rounds(tree, trees)`` the boosting; either may
+        raise (:class:`Stopped` at shutdown) to give up, keeping the current ranker."""
         with self._training:
             version = (self.model.info.version + 1) if self.model is not None else 1
             try:
                 started = time.perf_counter()
                 examples = replay_examples(settings, items, events, dim, progress)
                 replayed = time.perf_counter() - started
-                model = fit(examples, self.settings, version)
+                model = fit(examples, self.settings, version, rounds)
+            except Stopped:
+                log.info("ranker training stopped: the server is stopping; the previous ranker stays")
+                raise
             except Exception as exc:  # a failed training keeps the current ranker serving
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("ranker training failed; the previous ranker keeps serving")

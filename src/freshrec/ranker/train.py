@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from freshrec.config import RankerSettings
-from freshrec.ranker.examples import Examples
+from freshrec.ranker.examples import Examples, Progress
 from freshrec.ranker.model import RankerInfo, RankerModel
 from freshrec.ranking.candidates import SOURCES
 from freshrec.ranking.features import FEATURES
@@ -53,8 +53,11 @@ def _split(ex: Examples) -> tuple[int, int]:
     return train_groups, int(sum(ex.groups[:train_groups]))
 
 
-def fit(ex: Examples, settings: RankerSettings, version: int = 1) -> RankerModel | None:
-    """A lambdarank model of ``ex`` (None when there is nothing to learn from)."""
+def fit(
+    ex: Examples, settings: RankerSettings, version: int = 1, progress: Progress | None = None
+) -> RankerModel | None:
+    """A lambdarank model of ``ex`` (None when there is nothing to learn from); ``progress(tree, trees)``
+    is called after each boosting round (it may raise to stop the training)."""
     if not ex.groups:
         return None
     started = time.perf_counter()
@@ -85,6 +88,13 @@ def fit(ex: Examples, settings: RankerSettings, version: int = 1) -> RankerModel
         )
         valid_sets = [valid]
         callbacks = [lgb.early_stopping(30, verbose=False)]
+    if progress is not None:
+        report, trees = progress, settings.trees
+
+        def rounds(env: Any) -> None:
+            report(env.iteration + 1, trees)
+
+        callbacks.append(rounds)
     booster = lgb.train(params, train, settings.trees, valid_sets=valid_sets, callbacks=callbacks)
     if booster.best_iteration > 0:
         booster = booster.model_from_string(booster.model_to_string(num_iteration=booster.best_iteration))

@@ -37,6 +37,7 @@ import uvicorn
 from freshrec.api import create_app
 from freshrec.api.app import Runtime, Service
 from freshrec.api.fast import FastLane
+from freshrec.api.server import Server
 from freshrec.engine import Engine
 from freshrec.storage.datadir import DataDir
 from freshrec.workers.follower import Follower
@@ -87,7 +88,7 @@ class WriterRuntime(Runtime):
         return {"mode": "embedded", "process": "writer", "workers": self.workers}
 
 
-class _WriterServer(uvicorn.Server):
+class _WriterServer(Server):
     """The writer's uvicorn: a stop signal also stops the readers (through the supervisor) at once."""
 
     supervisor: int | None = None
@@ -125,7 +126,7 @@ def serve(
     runtime = WriterRuntime(engine, datadir, shared, workers)
     runtime.services.extend(services)
     app = create_app(engine, datadir, runtime=runtime)
-    server = _WriterServer(uvicorn_config(WorkerFront(FastLane(app)), grace))
+    server = _WriterServer(uvicorn_config(WorkerFront(FastLane(app)), grace), runtime)
     server.supervisor = supervisor
     # uvicorn raises a captured SIGTERM again after its graceful shutdown: let that return here
     previous = signal.signal(signal.SIGTERM, lambda sig, frame: None)
