@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import resource
 import shutil
 import zlib
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from freshrec.config import Settings, load_settings
 from freshrec.engine import Engine
 from freshrec.storage import snapshot as on_disk
 from freshrec.storage.datadir import KEEP_SNAPSHOTS, DataDir, DataDirLocked
-from freshrec.storage.log import CorruptLog, EventLog, Position
+from freshrec.storage.log import CorruptLog, EventLog, LogWriteFailed, Position
 
 
 @pytest.fixture(autouse=True)
@@ -540,3 +542,46 @@ def test_an_unfinished_snapshot_and_an_old_single_file_one_are_ignored(tmp_path:
     reopened.snapshot()
     reopened.close(snapshot=False)
     assert [p.name for p in snapshots.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """A real write failure: the kernel refuses bytes past ``limit`` (EFBIG; Python ignores SIGXFSZ)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_a_failed_append_keeps_nothing_and_the_log_goes_on(tmp_path: Path) -> None:
+    log = EventLog(tmp_path, fsync=True)
+    log.append([rec(i) for i in range(10)])
+    before = log.position()
+    segment = tmp_path / "00000000.log"
+    size = segment.stat().st_size
+    big = [{"op": "events", "pad": "x" * 5000, "n": n} for n in range(4)]
+    with file_size_limit(size + 3000):  # part of the append fits: the kernel writes it, then refuses
+        with pytest.raises(LogWriteFailed, match="could not be written"):
+            log.append(big)
+        assert segment.stat().st_size == size  # the part that was written is cut off again
+        assert log.position() == before
+        log.append([rec(10)])  # small appends that fit still work
+    log.append(big)  # space is back
+    log.close()
+    reopened = EventLog(tmp_path)
+    got = [r for r, _ in reopened.read_from(Position(0, 0))]
+    reopened.close()
+    assert got == [rec(i) for i in range(11)] + big
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_no_partial_directory(tmp_path: Path) -> None:
+    engine = Engine(load_settings(None))
+    engine.ingest(
+        [{"user_id": "u", "item_id": f"i{n}", "type": "view", "timestamp": 1e9 + n} for n in range(50)]
+    )
+    final = tmp_path / "snapshot-00000000-000000000100"
+    with file_size_limit(64), pytest.raises(OSError):
+        on_disk.write(engine.snapshot(), final)
+    assert list(tmp_path.iterdir()) == []

@@ -31,6 +31,7 @@ from freshrec.metrics import Metrics
 from freshrec.ranker.service import catalog_records
 from freshrec.ranking.base import Recommendation
 from freshrec.storage.datadir import DataDir
+from freshrec.storage.log import LogWriteFailed
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +297,12 @@ def create_app(engine: Engine, datadir: DataDir | None = None, runtime: Runtime 
     async def unavailable(request: Request, exc: Exception) -> JSON:
         body = {"error": f"the state store is unreachable, try again shortly: {exc}", "details": []}
         return JSON(body, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(LogWriteFailed)
+    async def log_write_failed(request: Request, exc: LogWriteFailed) -> JSON:
+        log.error("%s", exc)
+        body = {"error": f"the data directory cannot be written, nothing was stored: {exc}", "details": []}
+        return JSON(body, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Stopped)
     async def stopping(request: Request, exc: Stopped) -> JSON:

@@ -149,7 +149,11 @@ class DataDir:
             self.last_pause_s = self._writer.pause_s
             return final
         started = time.perf_counter()
-        on_disk.write(self.engine.snapshot(), final)
+        try:
+            on_disk.write(self.engine.snapshot(), final)
+        except BaseException:
+            self.records_since_snapshot += pending  # still to be covered by the next one
+            raise
         self.last_snapshot_s = time.perf_counter() - started
         self._prune()
         return final
@@ -180,7 +184,10 @@ class DataDir:
     def close(self, snapshot: bool = True) -> None:
         self.wait_snapshot()
         if snapshot and self.engine is not None and self.records_since_snapshot:
-            self.snapshot()
+            try:
+                self.snapshot()
+            except OSError as exc:  # a full disk: the log holds everything, the next start replays it
+                log.error("the final snapshot could not be written (%s); the log is replayed at start", exc)
         self.log.close()
         fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
         self._lock.close()

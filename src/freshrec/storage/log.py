@@ -27,6 +27,10 @@ class CorruptLog(Exception):
     """A record in the middle of the log does not check out."""
 
 
+class LogWriteFailed(Exception):
+    """An append could not be made durable (a full disk, an I/O error): none of its records were kept."""
+
+
 def _segment_name(number: int) -> str:
     return f"{number:08d}.log"
 
@@ -41,8 +45,9 @@ class EventLog:
         self._segment = segments[-1] if segments else 0
         path = directory / _segment_name(self._segment)
         self._truncate_torn_tail(path)
-        self._file = path.open("ab")
+        self._file = path.open("ab", buffering=0)
         self._offset = self._file.tell()
+        self._broken: str | None = None
 
     def segments(self) -> list[int]:
         return sorted(int(p.stem) for p in self.directory.glob("*.log") if p.stem.isdigit())
@@ -57,10 +62,18 @@ class EventLog:
             body = orjson.dumps(record)
             lines.append(b"%08x " % zlib.crc32(body) + body + b"\n")
         data = b"".join(lines)
-        self._file.write(data)
-        self._file.flush()
-        if self.fsync:
-            os.fsync(self._file.fileno())
+        if self._broken is not None:
+            raise LogWriteFailed(self._broken)
+        fd = self._file.fileno()
+        try:
+            view = memoryview(data)
+            while view:  # the file is unbuffered: a failed write leaves nothing queued behind
+                view = view[os.write(fd, view) :]
+            if self.fsync:
+                os.fsync(fd)
+        except OSError as exc:
+            self._cut_back()
+            raise LogWriteFailed(f"the log could not be written: {exc}") from exc
         self._offset += len(data)
         if self._offset >= self.segment_bytes:
             self._rotate()
@@ -87,10 +100,18 @@ class EventLog:
     def close(self) -> None:
         self._file.close()
 
+    def _cut_back(self) -> None:
+        """Drop what a failed append may have written: the segment ends at the last whole append again."""
+        try:
+            os.ftruncate(self._file.fileno(), self._offset)
+            os.fsync(self._file.fileno())
+        except OSError as exc:  # appending after a torn line would damage the log: refuse until reopened
+            self._broken = f"a failed append could not be cut back ({exc}); restart to recover"
+
     def _rotate(self) -> None:
         self._file.close()
         self._segment += 1
-        self._file = (self.directory / _segment_name(self._segment)).open("ab")
+        self._file = (self.directory / _segment_name(self._segment)).open("ab", buffering=0)
         self._offset = 0
         _fsync_dir(self.directory)
 

@@ -49,6 +49,16 @@ def write(state: dict[str, Any], final: Path) -> None:
     """Write ``state`` as the snapshot directory ``final`` (atomically: complete or absent)."""
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_into(state, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk gets its space back
+        raise
+    tmp.rename(final)
+    fsync_dir(final.parent)
+
+
+def _write_into(state: dict[str, Any], tmp: Path) -> None:
     (tmp / _ARRAYS).mkdir(parents=True)
     arrays: list[np.ndarray[Any, Any]] = []
     tree = _strip(state, arrays)
@@ -63,8 +73,6 @@ def write(state: dict[str, Any], final: Path) -> None:
         os.fsync(fh.fileno())
     fsync_dir(tmp / _ARRAYS)
     fsync_dir(tmp)
-    tmp.rename(final)
-    fsync_dir(final.parent)
 
 
 def read(path: Path) -> dict[str, Any]:
