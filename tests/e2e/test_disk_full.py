@@ -58,8 +58,8 @@ def fill(disk: Path) -> Path:
 
 
 def test_a_full_disk_refuses_writes_with_503_and_loses_nothing(
-    start_server: StartServer, small_disk: Path
-) -> None:
+    small_disk: Path, start_server: StartServer
+) -> None:  # the disk first: it is unmounted after the server stopped
     items, events = dataset(DATASET)
     chunks = [events[i : i + CHUNK] for i in range(0, len(events), CHUNK)]
     server = start_server(clock="event", env=ENV, data_dir=small_disk / "data")
